@@ -1,0 +1,1 @@
+"""Studies: configs, runners, reports."""

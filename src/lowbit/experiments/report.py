@@ -1,0 +1,106 @@
+"""Run reports: ``report.md`` and ``report.html`` from tables and figures, written atomically.
+
+A study builds a ``Report`` (title, paragraphs, tables, figures with captions) and calls ``write``. Every
+figure caption should name the data set, model, method, bits, seed(s) and number of runs behind it.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..train.checkpoint import atomic_write_text
+
+
+@dataclass
+class Table:
+    title: str
+    columns: list[str]
+    rows: list[list[Any]]
+    note: str = ""
+
+    def markdown(self) -> str:
+        out = [
+            f"**{self.title}**",
+            "",
+            "| " + " | ".join(self.columns) + " |",
+            "|" + "|".join("---" for _ in self.columns) + "|",
+        ]
+        out += ["| " + " | ".join(_fmt(v) for v in r) + " |" for r in self.rows]
+        if self.note:
+            out += ["", self.note]
+        return "\n".join(out)
+
+    def html(self) -> str:
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in self.columns)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in r) + "</tr>" for r in self.rows)
+        note = f"<p>{html.escape(self.note)}</p>" if self.note else ""
+        return f"<h3>{html.escape(self.title)}</h3><table><tr>{head}</tr>{body}</table>{note}"
+
+
+@dataclass
+class Figure:
+    path: str  # relative to the run folder, e.g. "figures/decision_maps.png"
+    caption: str
+
+
+@dataclass
+class Report:
+    title: str
+    paragraphs: list[str] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+    figures: list[Figure] = field(default_factory=list)
+    config_text: str = ""  # the run's config, shown verbatim at the end
+
+    def markdown(self) -> str:
+        parts = [f"# {self.title}", *self.paragraphs]
+        parts += [t.markdown() for t in self.tables]
+        parts += [f"![{f.caption}]({f.path})\n\n*{f.caption}*" for f in self.figures]
+        if self.config_text:
+            parts += ["## Config", "```toml\n" + self.config_text.rstrip() + "\n```"]
+        return "\n\n".join(parts) + "\n"
+
+    def html(self) -> str:
+        style = (
+            "body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}"
+            "td,th{border:1px solid #999;padding:3px 8px;text-align:right}img{max-width:100%}"
+        )
+        parts = [f"<h1>{html.escape(self.title)}</h1>"]
+        parts += [f"<p>{html.escape(p)}</p>" for p in self.paragraphs]
+        parts += [t.html() for t in self.tables]
+        parts += [
+            f"<figure><img src='{html.escape(f.path)}'><figcaption>{html.escape(f.caption)}</figcaption></figure>"
+            for f in self.figures
+        ]
+        if self.config_text:
+            parts.append(f"<h2>Config</h2><pre>{html.escape(self.config_text)}</pre>")
+        return (
+            f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(self.title)}</title>"
+            f"<style>{style}</style></head><body>{''.join(parts)}</body></html>\n"
+        )
+
+    def write(self, run_dir: str | Path) -> tuple[Path, Path]:
+        run_dir = Path(run_dir)
+        md, ht = run_dir / "report.md", run_dir / "report.html"
+        atomic_write_text(md, self.markdown())
+        atomic_write_text(ht, self.html())
+        return md, ht
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.2f}"
+    return "" if v is None else str(v)
+
+
+def mean_std(values: list[float]) -> str:
+    """'m ± s' over seeds (population std over the runs given; '—' when empty)."""
+    if not values:
+        return "—"
+    m = sum(values) / len(values)
+    if len(values) == 1:
+        return f"{m:.2f}"
+    s = (sum((v - m) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+    return f"{m:.2f} ± {s:.2f}"

@@ -1,0 +1,6 @@
+"""Registered model builders: ``create_model(name, **kwargs)``, ``model_names()``."""
+
+from . import fcdnn  # noqa: F401  (registration)
+from .registry import TEST_KWARGS, create_model, model_names, register_model
+
+__all__ = ["TEST_KWARGS", "create_model", "model_names", "register_model"]

@@ -1,0 +1,45 @@
+"""Fully connected ReLU nets "width-depth" of Boo et al. §3.2 (spec §8).
+
+"depth" counts the linear layers: 200-4 is 2->200->200->200->2 (81K parameters, as the paper says) and
+128-6 is 66K. The residual variant adds each hidden layer's input to its output and halves the sum:
+h_{l+1} = 0.5·(relu(W_l h_l + b_l) + h_l) for the hidden->hidden layers.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .registry import register_model
+
+
+class FCDNN(nn.Module):
+    def __init__(
+        self, width: int = 128, depth: int = 4, residual: bool = False, in_features: int = 2, num_classes: int = 2
+    ):
+        super().__init__()
+        for name, v, lo in (
+            ("width", width, 1),
+            ("depth", depth, 2),
+            ("in_features", in_features, 1),
+            ("num_classes", num_classes, 1),
+        ):
+            if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+                raise ValueError(f"fcdnn: {name}={v!r} is not accepted; expected a whole number >= {lo}")
+        self.width, self.depth, self.residual = width, depth, bool(residual)
+        dims = [in_features] + [width] * (depth - 1)
+        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        self.out = nn.Linear(width, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (N, in_features) -> (N, num_classes)
+        for i, layer in enumerate(self.hidden):
+            h = torch.relu(layer(x))
+            x = 0.5 * (h + x) if self.residual and i > 0 else h
+        return self.out(x)
+
+
+@register_model("fcdnn", test_kwargs={"width": 16, "depth": 3})
+def fcdnn(
+    width: int = 128, depth: int = 4, residual: bool = False, in_features: int = 2, num_classes: int = 2
+) -> FCDNN:
+    return FCDNN(width, depth, residual, in_features, num_classes)

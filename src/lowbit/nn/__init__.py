@@ -1,0 +1,6 @@
+"""Quantized modules: thin twins of the float layers, and the table ``quantize_`` swaps with."""
+
+from .linear import QuantConv1d, QuantConv2d, QuantLinear
+from .qmodule import QUANT_TWINS, QuantMixin, register_twin
+
+__all__ = ["QUANT_TWINS", "QuantConv1d", "QuantConv2d", "QuantLinear", "QuantMixin", "register_twin"]

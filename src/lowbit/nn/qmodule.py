@@ -1,0 +1,65 @@
+"""The quantized-twin mixin and the float -> quantized swap table (the optimum-quanto pattern).
+
+A twin holds the float module's own latent weights (the very same Parameter objects, so an optimizer made
+before the swap keeps working) plus two quantizer submodules: ``weight_quant`` applied to the weight on
+read and ``act_quant`` applied to the layer's input. Either may be None (float).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+import torch
+from torch import nn
+
+from ..quantizers import Quantizer
+
+QUANT_TWINS: dict[type[nn.Module], type[nn.Module]] = {}
+T = TypeVar("T", bound=type[nn.Module])
+
+
+def register_twin(float_cls: type[nn.Module]) -> Callable[[T], T]:
+    """Class decorator: ``quantize_`` swaps exact instances of ``float_cls`` for the decorated class."""
+
+    def deco(cls: T) -> T:
+        QUANT_TWINS[float_cls] = cls
+        cls.float_class = float_cls
+        return cls
+
+    return deco
+
+
+class QuantMixin:
+    """Shared behaviour of the quantized twins. Subclasses implement ``from_float`` and ``forward``."""
+
+    float_class: type[nn.Module]
+    weight_quant: Quantizer | None
+    act_quant: Quantizer | None
+    # Names of the parameters the weight quantizer acts on (recurrent twins have several).
+    quant_weight_names: tuple[str, ...] = ("weight",)
+
+    def _set_quantizers(self, weight_quant: Quantizer | None, act_quant: Quantizer | None) -> None:
+        self.weight_quant = weight_quant
+        self.act_quant = act_quant
+
+    def quantized_weight(self, name: str = "weight") -> torch.Tensor:
+        """The weight as the forward pass uses it (fake-quantized, straight-through)."""
+        w = getattr(self, name)
+        return w if self.weight_quant is None else self.weight_quant(w)
+
+    def quantize_input(self, x: torch.Tensor) -> torch.Tensor:
+        return x if self.act_quant is None else self.act_quant(x)
+
+    @classmethod
+    def from_float(cls, module: nn.Module, weight_quant: Quantizer | None, act_quant: Quantizer | None):
+        raise NotImplementedError
+
+
+def adopt_parameters(new: nn.Module, old: nn.Module) -> None:
+    """Move ``old``'s parameters, buffers and training flag onto ``new`` (same objects, no copies)."""
+    for name, p in old.named_parameters(recurse=False):
+        setattr(new, name, p)
+    for name, b in old.named_buffers(recurse=False):
+        new.register_buffer(name, b)
+    new.train(old.training)

@@ -1,0 +1,103 @@
+"""INQ's power-of-two codebook and rounding (Zhou et al. 2017, arXiv 1702.03044), spec §1.1-1.2.
+
+s  = max|W|,  n1 = floor(log2(4s/3)),  n2 = n1 + 1 - 2^(b-2)
+P  = {0, ±2^n2, …, ±2^n1}                      (2^(b-1) + 1 values; b >= 2)
+round: nearest level in linear distance, ties up (away from zero), |w| >= 1.5·2^n1 saturates to 2^n1,
+       |w| < 2^(n2-1) goes to 0.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from .base import Quantizer
+from .registry import register
+from .rounding import ste
+
+
+def inq_exponents(s: float, bits: int) -> tuple[int, int]:
+    """(n1, n2) for max|W| = s (spec §1.1), with the robust floor. Raises for b < 2 (spec §1.4)."""
+    if not isinstance(bits, int) or isinstance(bits, bool) or bits < 2:
+        raise ValueError(
+            f"INQ: bits={bits!r} is not accepted; power-of-two INQ needs a whole number >= 2 "
+            "(one bit flags zero, b-1 bits encode sign and exponent)"
+        )
+    if not s > 0 or not math.isfinite(s):
+        raise ValueError(f"INQ: max|W| = {s!r}; the codebook needs a positive finite maximum")
+    t = 4.0 * s / 3.0
+    n1 = math.floor(math.log2(t))
+    if 2.0 ** (n1 + 1) <= t:
+        n1 += 1
+    if 2.0**n1 > t:
+        n1 -= 1
+    return n1, n1 + 1 - 2 ** (bits - 2)
+
+
+def inq_round(w: torch.Tensor, n1: int, n2: int) -> torch.Tensor:
+    """Element-wise Eq. 4 in closed form (spec §1.2): nearest of {0, ±2^n2..±2^n1}, ties up."""
+    a = w.abs()
+    safe = torch.where(a > 0, a, torch.ones_like(a))
+    p = torch.floor(torch.log2(safe * (4.0 / 3.0)))
+    p = torch.where(safe < 3.0 * torch.exp2(p - 2), p - 1, p)  # off-by-one fixes of the float log2
+    p = torch.where(safe >= 3.0 * torch.exp2(p - 1), p + 1, p)
+    p = torch.clamp(p, n2, n1)
+    q = torch.sign(w) * torch.exp2(p)
+    return torch.where(a < 2.0 ** (n2 - 1), torch.zeros_like(w), q)
+
+
+def inq_levels(n1: int, n2: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    mags = [2.0**p for p in range(n2, n1 + 1)]
+    return torch.tensor(sorted([-m for m in mags] + [0.0] + mags), dtype=dtype)
+
+
+@register("pot")
+class PowerOfTwoQuantizer(Quantizer):
+    """The INQ codebook applied to a whole tensor at once, with an identity STE.
+
+    n1 comes from the first tensor seen (the pretrained weights, spec §11.1) and is then kept, unless
+    ``update="always"``. An all-zero tensor quantizes to zeros (spec §1.4).
+    """
+
+    kind = "weight"
+    reference = "Zhou et al. 2017, INQ (arXiv 1702.03044); spec §1.1-1.2"
+    min_bits = 2
+
+    def __init__(self, bits: int, update: str = "once"):
+        super().__init__(bits)
+        if update not in ("once", "always"):
+            raise ValueError(f"pot: update={update!r} is not accepted; expected 'once' or 'always'")
+        self.update = update
+        self.register_buffer("n1", torch.empty(0, dtype=torch.int64))
+
+    def config(self) -> dict[str, Any]:
+        return {"bits": self.bits, "update": self.update}
+
+    def max_levels(self) -> int:
+        return 2 ** (self.bits - 1) + 1
+
+    def reset(self) -> None:
+        self.n1 = torch.empty(0, dtype=torch.int64, device=self.n1.device)
+
+    def exponents(self, x: torch.Tensor) -> tuple[int, int] | None:
+        """(n1, n2), or None for an all-zero first tensor."""
+        if self.n1.numel() == 0 or self.update == "always":
+            s = float(x.detach().abs().max()) if x.numel() else 0.0
+            if s == 0.0:
+                return None
+            self.n1 = torch.tensor(inq_exponents(s, self.bits)[0], device=x.device)
+        n1 = int(self.n1)
+        return n1, n1 + 1 - 2 ** (self.bits - 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.bits >= 32:
+            return x
+        e = self.exponents(x)
+        q = torch.zeros_like(x) if e is None else inq_round(x.detach(), *e)
+        return ste(x, q)
+
+    def levels(self, x: torch.Tensor) -> torch.Tensor:
+        e = self.exponents(x)
+        return torch.zeros(1, dtype=x.dtype) if e is None else inq_levels(*e, dtype=x.dtype)

@@ -1,0 +1,67 @@
+"""Model files: a registered model, its quantization map and its state, in one checkpoint.
+
+``save_model(path, model, name, **kwargs)`` records how to rebuild the model (registry name + kwargs)
+and what each layer's quantizers are; ``load_model(path)`` rebuilds, re-quantizes and loads the state.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from . import quantizers
+from .api import quantization_map, quantize_
+from .config import LayerRule, QuantConfig
+from .inq import INQWeight
+from .models import create_model
+from .train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+
+
+def build_quantizer(d: dict | None):
+    """Quantizer from its ``to_dict()`` form (INQ's per-layer state is not in the public registry)."""
+    if d is None:
+        return None
+    if d.get("name") == "inq":
+        return INQWeight(d["bits"], d.get("names", ("weight",)))
+    return quantizers.get(d)
+
+
+def apply_quantization_map(model: nn.Module, qmap: dict[str, dict[str, Any]]) -> nn.Module:
+    """Give each named layer the quantizers ``qmap`` lists (the output of ``quantization_map``)."""
+    rules = {
+        name: LayerRule(weight=build_quantizer(e["weight"]), act=build_quantizer(e["act"]))
+        for name, e in qmap.items()
+        if e["weight"] is not None or e["act"] is not None
+    }
+    return quantize_(model, QuantConfig(rules=rules)) if rules else model
+
+
+def save_model(
+    path: str | Path, model: nn.Module, name: str, extra: dict[str, Any] | None = None, **kwargs: Any
+) -> None:
+    """Save ``model`` (built by ``create_model(name, **kwargs)``) with its quantization and state."""
+    meta = {
+        "kind": "model",
+        "model": {"name": name, "kwargs": kwargs},
+        "quantization": quantization_map(model),
+        "extra": extra or {},
+    }
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    save_checkpoint(path, tensors, meta)
+
+
+def load_model(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild a model saved by ``save_model`` (or a training checkpoint); returns (model, metadata)."""
+    tensors, meta = load_checkpoint(path)
+    if "model" not in meta or "quantization" not in meta:
+        raise CheckpointError(f"{str(path)!r} holds no model description (keys: {sorted(meta)})")
+    model = create_model(meta["model"]["name"], **meta["model"].get("kwargs", {}))
+    model = apply_quantization_map(model, meta["quantization"])
+    state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise CheckpointError(f"checkpoint {str(path)!r} does not fit its model description: {e}") from None
+    return model, meta

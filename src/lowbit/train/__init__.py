@@ -1,0 +1,24 @@
+"""Training: the loop, configs, schedules, regularisers, checkpoints."""
+
+from .checkpoint import CheckpointError, atomic_write_text, load_checkpoint, save_checkpoint
+from .config import TrainConfig
+from .loop import classification_loss, epoch_batches, fit, load_model_state, make_optimizer
+from .regularizers import lipschitz, quantizer_regularizers
+from .schedules import cyclical_factor, lr_factor
+
+__all__ = [
+    "CheckpointError",
+    "TrainConfig",
+    "atomic_write_text",
+    "classification_loss",
+    "cyclical_factor",
+    "epoch_batches",
+    "fit",
+    "lipschitz",
+    "load_checkpoint",
+    "load_model_state",
+    "lr_factor",
+    "make_optimizer",
+    "quantizer_regularizers",
+    "save_checkpoint",
+]

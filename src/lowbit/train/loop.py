@@ -1,0 +1,172 @@
+"""A small, seedable CPU training loop with progress bar, metrics.jsonl and exact resume.
+
+Resume is exact: shuffling uses a generator seeded by (seed, epoch), the global RNG state (dropout) and
+the optimizer state are checkpointed after every epoch, and the learning rate is a pure function of the
+epoch. A run killed at any point and resumed ends where an uninterrupted run ends.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import Dataset, TensorDataset, default_collate
+from tqdm.auto import tqdm
+
+from .checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
+from .config import TrainConfig
+from .regularizers import apply_post_step, lipschitz, quantizer_regularizers
+from .schedules import lr_factor
+
+LossFn = Callable[[nn.Module, Any], torch.Tensor]
+
+
+def classification_loss(model: nn.Module, batch: Sequence[torch.Tensor]) -> torch.Tensor:
+    x, y = batch[0], batch[1]
+    return F.cross_entropy(model(x), y)
+
+
+def make_optimizer(params: Iterable[nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
+    params = [p for p in params if p.requires_grad]
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(
+        params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=cfg.optimizer == "nesterov"
+    )
+
+
+def epoch_batches(
+    data: Dataset, batch_size: int, seed: int, epoch: int, collate: Callable | None = None, shuffle: bool = True
+):
+    """Yield the batches of one epoch in the order fixed by (seed, epoch)."""
+    n = len(data)
+    if shuffle:
+        g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+        order = torch.randperm(n, generator=g)
+    else:
+        order = torch.arange(n)
+    for i in range(0, n, batch_size):
+        idx = order[i : i + batch_size]
+        if isinstance(data, TensorDataset) and collate is None:
+            yield tuple(t[idx] for t in data.tensors)
+        else:
+            yield (collate or default_collate)([data[int(j)] for j in idx])
+
+
+def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    sd = opt.state_dict()
+    tensors, plain = {}, {}
+    for pid, st in sd["state"].items():
+        for k, v in st.items():
+            if torch.is_tensor(v):
+                tensors[f"optim.{pid}.{k}"] = v
+            else:
+                plain[f"{pid}.{k}"] = v
+    return tensors, {"param_groups": sd["param_groups"], "plain": plain}
+
+
+def _load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    state: dict[int, dict[str, Any]] = {}
+    for key, v in tensors.items():
+        if key.startswith("optim."):
+            _, pid, k = key.split(".", 2)
+            state.setdefault(int(pid), {})[k] = v
+    for key, v in meta["plain"].items():
+        pid, k = key.split(".", 1)
+        state.setdefault(int(pid), {})[k] = v
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def save_train_state(path: Path, model: nn.Module, opt: torch.optim.Optimizer, epoch: int, history: list[dict]) -> None:
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    otensors, ometa = _optimizer_tensors(opt)
+    tensors.update(otensors)
+    tensors["rng.torch"] = torch.get_rng_state()
+    save_checkpoint(path, tensors, {"kind": "train-state", "epoch": epoch, "optimizer": ometa, "history": history})
+
+
+def load_model_state(path: Path, model: nn.Module) -> dict:
+    tensors, meta = load_checkpoint(path)
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    return meta
+
+
+def fit(
+    model: nn.Module,
+    train_data: Dataset,
+    cfg: TrainConfig,
+    *,
+    loss_fn: LossFn = classification_loss,
+    collate: Callable | None = None,
+    evaluate: Callable[[nn.Module], dict] | None = None,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    on_optimizer: Callable[[torch.optim.Optimizer], None] | None = None,
+    after_step: Callable[[nn.Module], None] | None = None,
+    progress: bool = True,
+    desc: str = "train",
+) -> list[dict]:
+    """Train ``model`` on ``train_data`` as ``cfg`` says; return the per-epoch history.
+
+    run_dir: where ``checkpoints/last.safetensors`` and ``metrics.jsonl`` go (None: keep nothing).
+    resume: continue from ``run_dir``'s last checkpoint (a fresh start if there is none).
+    on_optimizer: called once with the optimizer (INQ attaches its step hooks here).
+    after_step: called after every optimizer step (e.g. BinaryConnect's weight clipping).
+    """
+    opt = make_optimizer(model.parameters(), cfg)
+    if on_optimizer is not None:
+        on_optimizer(opt)
+    ckpt = Path(run_dir) / "checkpoints" / "last.safetensors" if run_dir else None
+    metrics = Path(run_dir) / "metrics.jsonl" if run_dir else None
+    history: list[dict] = []
+    start = 0
+    torch.manual_seed(cfg.seed)
+    if resume and ckpt is not None and ckpt.exists():
+        tensors, meta = load_checkpoint(ckpt)
+        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        _load_optimizer(opt, tensors, meta["optimizer"])
+        torch.set_rng_state(tensors["rng.torch"])
+        start, history = meta["epoch"] + 1, meta["history"]
+    if metrics is not None:  # metrics.jsonl always agrees with the checkpoint it was resumed from
+        atomic_write_text(metrics, "".join(json.dumps(h) + "\n" for h in history))
+    bar = tqdm(range(start, cfg.epochs), desc=desc, disable=not progress, leave=False, initial=start, total=cfg.epochs)
+    for epoch in bar:
+        lr = cfg.lr * lr_factor(cfg.schedule, epoch, cfg.epochs, cfg.milestones, cfg.gamma, cfg.cycle_stage)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        model.train()
+        t0, total, count = time.perf_counter(), 0.0, 0
+        for batch in epoch_batches(train_data, cfg.batch_size, cfg.seed, epoch, collate):
+            loss = loss_fn(model, batch)
+            reg = quantizer_regularizers(model)
+            full = loss if reg is None else loss + reg
+            if cfg.lipschitz > 0:
+                full = full + cfg.lipschitz * lipschitz(model)
+            opt.zero_grad(set_to_none=True)
+            full.backward()
+            if cfg.grad_clip > 0:
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            apply_post_step(model)
+            if after_step is not None:
+                after_step(model)
+            total, count = total + float(loss.detach()), count + 1
+        row = {"epoch": epoch, "lr": lr, "loss": total / max(1, count), "seconds": time.perf_counter() - t0}
+        if evaluate is not None:
+            model.eval()
+            with torch.no_grad():
+                row.update(evaluate(model))
+        history.append(row)
+        bar.set_postfix(loss=f"{row['loss']:.4f}")
+        if ckpt is not None:
+            save_train_state(ckpt, model, opt, epoch, history)
+            with open(metrics, "a") as f:
+                f.write(json.dumps(row) + "\n")
+    model.eval()
+    return history

@@ -1,0 +1,44 @@
+"""Loss terms that training adds on top of the task loss."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..api import quantizable_layers
+
+
+def quantizer_regularizers(model: nn.Module) -> torch.Tensor | None:
+    """Sum of every submodule's ``regularizer()`` (e.g. PACT's λ_α·α², spec §3)."""
+    terms = [m.regularizer() for m in model.modules() if hasattr(m, "regularizer") and callable(m.regularizer)]
+    return torch.stack([t.reshape(()) for t in terms]).sum() if terms else None
+
+
+def lipschitz(model: nn.Module) -> torch.Tensor:
+    """L_lip = 0.5·Σ_l ||W_lᵀW_l − I||_F² over conv/linear FP32 shadow weights (spec §5.2).
+
+    conv: W_l = weight.reshape(C_out, -1).T, so WᵀW is C_out×C_out; linear: W_l = weight.T.
+    """
+    total = None
+    for _, m in quantizable_layers(model):
+        w = m.weight.reshape(m.weight.shape[0], -1)  # (C_out, fan_in); WᵀW of spec = w wᵀ
+        gram = w @ w.t()
+        eye = torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device)
+        term = 0.5 * (gram - eye).pow(2).sum()
+        total = term if total is None else total + term
+    return total if total is not None else torch.zeros(())
+
+
+@torch.no_grad()
+def apply_post_step(model: nn.Module) -> None:
+    """Let weight quantizers constrain their latent weights after an optimizer step.
+
+    A quantizer that defines ``post_step(weight)`` (e.g. BinaryConnect clipping w to [-H, H], spec §4b)
+    gets each weight it quantizes, in place.
+    """
+    from ..nn import QuantMixin
+
+    for m in model.modules():
+        if isinstance(m, QuantMixin) and m.weight_quant is not None and hasattr(m.weight_quant, "post_step"):
+            for n in m.quant_weight_names:
+                m.weight_quant.post_step(getattr(m, n))
