@@ -21,16 +21,24 @@ class Study:
     description: str
     run: StudyFn
     scales: tuple[str, ...] = ("tiny", "default", "paper")
+    report: Callable[[Path], Path] | None = None  # rebuild report.md/html from a finished run folder
 
 
 _STUDIES: dict[str, Study] = {}
 
 
-def register_study(name: str, description: str, scales: tuple[str, ...] = ("tiny", "default", "paper")):
+def register_study(
+    name: str,
+    description: str,
+    scales: tuple[str, ...] = ("tiny", "default", "paper"),
+    report: Callable[[Path], Path] | None = None,
+):
+    """Register ``run``; ``report(out)``, if given, lets ``lowbit report`` rebuild a finished run's report."""
+
     def deco(fn: StudyFn) -> StudyFn:
         if name in _STUDIES:
             raise ValueError(f"study {name!r} is already registered")
-        _STUDIES[name] = Study(name, description, fn, tuple(scales))
+        _STUDIES[name] = Study(name, description, fn, tuple(scales), report)
         return fn
 
     return deco

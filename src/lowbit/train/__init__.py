@@ -2,6 +2,7 @@
 
 from .checkpoint import CheckpointError, atomic_write_text, load_checkpoint, save_checkpoint
 from .config import TrainConfig
+from .inq_fit import fit_inq
 from .loop import classification_loss, epoch_batches, fit, load_model_state, make_optimizer
 from .regularizers import lipschitz, quantizer_regularizers
 from .schedules import cyclical_factor, lr_factor
@@ -14,6 +15,7 @@ __all__ = [
     "cyclical_factor",
     "epoch_batches",
     "fit",
+    "fit_inq",
     "lipschitz",
     "load_checkpoint",
     "load_model_state",

@@ -1,0 +1,67 @@
+"""INQ retraining with ``fit``: one training stage per accumulated portion, resumable at any point.
+
+Stage k quantizes and freezes the next portion (``inq.step()``) and retrains the free weights with a fresh
+optimizer and a restarted learning-rate schedule (spec §1.3). After the last portion (σ = 1) there is
+nothing left to train in the quantized layers, so by default no retraining happens (spec §1.3).
+Each stage checkpoints in ``run_dir/stage<k>``; the checkpoint holds the INQ masks (they are model buffers),
+so resuming loads the latest stage reached and continues from there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+from torch.utils.data import Dataset
+
+from ..inq import INQ
+from .config import TrainConfig
+from .loop import fit, load_model_state
+
+
+def _ckpt(run_dir: Path, k: int) -> Path:
+    return run_dir / f"stage{k}" / "checkpoints" / "last.safetensors"
+
+
+def fit_inq(
+    model: nn.Module,
+    data: Dataset,
+    cfg: TrainConfig,
+    bits: int,
+    portions: Sequence[float] = (0.5, 0.75, 0.875, 1.0),
+    strategy: str = "magnitude",
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    retrain_last: bool = False,
+    **fit_kwargs: Any,
+) -> tuple[INQ, list[dict]]:
+    """Run INQ on ``model`` (float or quantized) and return (the INQ driver, the concatenated history)."""
+    inq = INQ(model, bits, portions, strategy)
+    run_dir = Path(run_dir) if run_dir is not None else None
+    start = 0
+    if resume and run_dir is not None:
+        done = [k for k in range(len(portions)) if _ckpt(run_dir, k).exists()]
+        if done:
+            start = max(done)
+            load_model_state(_ckpt(run_dir, start), model)  # INQ masks and stage come with the model state
+    history: list[dict] = []
+    for k in range(start, len(portions)):
+        if inq.stage < k:
+            inq.step()
+        if portions[k] < 1.0 or retrain_last:
+            stage_dir = run_dir / f"stage{k}" if run_dir is not None else None
+            h = fit(
+                model,
+                data,
+                cfg,
+                run_dir=stage_dir,
+                resume=resume,
+                on_optimizer=inq.attach,
+                desc=f"INQ{bits} {portions[k]:.3g}",
+                **fit_kwargs,
+            )
+            inq.detach()
+            history += [{**row, "inq_stage": k, "portion": portions[k]} for row in h]
+    return inq, history

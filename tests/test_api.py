@@ -1,0 +1,132 @@
+"""quantize_, QuantConfig, quantization_map, calibrate."""
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+import lowbit as lb
+from lowbit import tomlio
+from lowbit.nn import QuantConv2d, QuantLinear
+
+
+def cnn():
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 3, padding=1, groups=8),  # depthwise
+        nn.ReLU(),
+        nn.Conv1d(8, 8, 1) if False else nn.Identity(),
+        nn.Flatten(),
+        nn.Linear(8 * 4 * 4, 16),
+        nn.ReLU(),
+        nn.Linear(16, 3),
+    )
+
+
+def u(bits, **kw):
+    return lb.quantizers.get("uniform", bits=bits, **kw)
+
+
+def test_swaps_exactly_the_quantizable_layers_and_keeps_parameters():
+    m = cnn()
+    w0 = m[2].weight
+    lb.quantize_(m, lb.QuantConfig(weight=u(2)))
+    assert isinstance(m[0], QuantConv2d) and isinstance(m[2], QuantConv2d) and m[2].groups == 8
+    assert isinstance(m[6], QuantLinear) and isinstance(m[8], QuantLinear)
+    assert isinstance(m[1], nn.ReLU) and isinstance(m[5], nn.Flatten)
+    assert m[2].weight is w0  # same Parameter object: optimizers made before the swap keep working
+    assert m(torch.randn(2, 3, 4, 4)).shape == (2, 3)
+
+
+def test_keep_float_first_last_and_patterns():
+    m = cnn()
+    lb.quantize_(m, lb.QuantConfig(weight=u(2), keep_float=("first", "last")))
+    qmap = lb.quantization_map(m)
+    assert list(qmap) == ["0", "2", "6", "8"]
+    assert qmap["0"]["weight"] is None and qmap["8"]["weight"] is None
+    assert qmap["2"]["weight"]["name"] == "uniform" and qmap["6"]["weight"]["bits"] == 2
+    assert type(m[0]) is nn.Conv2d  # kept-float layers stay the original modules
+    m2 = cnn()
+    lb.quantize_(m2, lb.QuantConfig(weight=u(4), keep_float=("[02]",)))
+    assert [k for k, v in lb.quantization_map(m2).items() if v["weight"]] == ["6", "8"]
+
+
+def test_rules_give_per_layer_precision_first_match_wins():
+    m = cnn()
+    cfg = lb.QuantConfig(
+        weight=u(4),
+        act=u(4, signed=False),
+        rules={"first": lb.LayerRule(weight=u(8)), "[68]": lb.LayerRule(weight=u(2), act=u(2, signed=False))},
+    )
+    lb.quantize_(m, cfg)
+    q = lb.quantization_map(m)
+    assert q["0"]["weight"]["bits"] == 8 and q["0"]["act"] is None
+    assert q["2"]["weight"]["bits"] == 4 and q["2"]["act"]["bits"] == 4
+    assert q["6"]["weight"]["bits"] == 2 and q["8"]["act"]["bits"] == 2
+    assert m[6].weight_quant is not m[8].weight_quant  # each layer owns its quantizer (own statistics)
+
+
+def test_selector_matching_nothing_is_an_error_naming_it():
+    with pytest.raises(ValueError, match="'classifier.*' matches no quantizable layer"):
+        lb.quantize_(cnn(), lb.QuantConfig(weight=u(2), keep_float=("classifier.*",)))
+    with pytest.raises(ValueError, match="'head' matches no"):
+        lb.quantize_(cnn(), lb.QuantConfig(weight=u(2), rules={"head": lb.LayerRule()}))
+
+
+def test_float_equivalent_configs_leave_outputs_unchanged():
+    torch.manual_seed(0)
+    m = cnn()
+    x = torch.randn(4, 3, 4, 4)
+    want = m(x)
+    for cfg in (lb.QuantConfig(), lb.QuantConfig(weight=u(32), act=u(32, signed=False))):
+        q = copy.deepcopy(m)
+        lb.quantize_(q, cfg)
+        assert torch.equal(q(x), want)
+
+
+def test_quantized_forward_uses_quantized_weights():
+    m = nn.Sequential(nn.Linear(5, 4))
+    lb.quantize_(m, lb.QuantConfig(weight=u(2)))
+    x = torch.randn(3, 5)
+    wq = m[0].quantized_weight()
+    assert len(wq.unique()) <= 3
+    assert torch.allclose(m(x), x @ wq.t() + m[0].bias)
+
+
+def test_config_validation_and_round_trip():
+    cfg = lb.QuantConfig(
+        weight=u(2),
+        act=lb.quantizers.get("pact", bits=3),
+        keep_float=("first",),
+        rules={"6": lb.LayerRule(weight=u(8))},
+    )
+    d = cfg.to_dict()
+    assert lb.QuantConfig.from_dict(d).to_dict() == d
+    back = lb.QuantConfig.from_dict(tomlio.tomllib.loads(tomlio.dumps(d)))  # through TOML (no nulls there)
+    assert back.to_dict() == d
+    with pytest.raises(ValueError, match=r"unknown field\(s\) \['wieght'\]; accepted fields"):
+        lb.QuantConfig.from_dict({"wieght": None})
+    with pytest.raises(ValueError, match="pact.*cannot be used for weight"):
+        lb.QuantConfig(weight=lb.quantizers.get("pact", bits=2))
+    with pytest.raises(ValueError, match="unknown quantizer"):
+        lb.QuantConfig(weight={"name": "unifrom", "bits": 2})
+    with pytest.raises(TypeError, match="lowbit.QuantConfig"):
+        lb.quantize_(cnn(), {"weight": None})
+
+
+def test_calibrate_sets_activation_steps_from_batches():
+    m = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 2))
+    lb.quantize_(m, lb.QuantConfig(act=u(2, signed=False), keep_float=("first",)))
+    xs = [torch.randn(64, 2) for _ in range(3)]
+    lb.calibrate(m, [(x, None) for x in xs])
+    acts = torch.cat([torch.relu(m[0](x)) for x in xs]).detach()
+    from lowbit.quantizers.uniform import l2_opt_step
+
+    assert float(m[2].act_quant.step) == pytest.approx(l2_opt_step(acts, 2, signed=False), rel=1e-5)
+
+
+def test_quantize_root_module_returns_twin():
+    q = lb.quantize_(nn.Linear(3, 3), lb.QuantConfig(weight=u(2)))
+    assert isinstance(q, QuantLinear)
