@@ -130,3 +130,21 @@ def test_calibrate_sets_activation_steps_from_batches():
 def test_quantize_root_module_returns_twin():
     q = lb.quantize_(nn.Linear(3, 3), lb.QuantConfig(weight=u(2)))
     assert isinstance(q, QuantLinear)
+
+
+def test_eval_mode_caches_quantized_weights_until_weights_change():
+    m = nn.Sequential(nn.Linear(4, 4))
+    lb.quantize_(m, lb.QuantConfig(weight=u(2)))
+    calls = {"n": 0}
+    m[0].weight_quant.register_forward_hook(lambda *a: calls.__setitem__("n", calls["n"] + 1))
+    x = torch.randn(2, 4)
+    m.eval()
+    with torch.no_grad():
+        y1, y2 = m(x), m(x)
+        assert calls["n"] == 1 and torch.equal(y1, y2)
+        m[0].weight.mul_(2.0)  # the latent weight changes: recomputed
+        y3 = m(x)
+        assert calls["n"] == 2 and not torch.equal(y3, y1)
+    m.train()
+    m(x).sum().backward()  # training always recomputes, with gradients
+    assert calls["n"] == 3 and m[0].weight.grad is not None

@@ -242,3 +242,20 @@ def test_get_accepts_instance_dict_none_and_rejects_other():
     assert lb.quantizers.get({"name": "pact", "bits": 3}).bits == 3
     with pytest.raises(TypeError):
         lb.quantizers.get(3.0)
+
+
+@pytest.mark.parametrize("bits", [1, 2, 4, 8])
+def test_pact_fast_path_equals_reference_values_and_gradients(bits):
+    from lowbit.quantizers.pact import pact_reference
+
+    x = (torch.randn(4000) * 3).requires_grad_()
+    x2 = x.detach().clone().requires_grad_()
+    a1 = torch.tensor(2.5, requires_grad=True)
+    a2 = torch.tensor(2.5, requires_grad=True)
+    g = torch.randn(4000)
+    y1, y2 = pact_quantize(x, a1, bits), pact_reference(x2, a2, bits)
+    assert torch.equal(y1, y2)
+    y1.backward(g)
+    y2.backward(g)
+    assert torch.equal(x.grad, x2.grad)
+    assert float(a1.grad) == pytest.approx(float(a2.grad), rel=1e-5)

@@ -59,7 +59,7 @@ def get_study(name: str) -> Study:
 
 
 # Modules that register studies when imported (each study module adds itself here).
-BUILTIN_STUDY_MODULES: list[str] = ["lowbit.experiments.spirals"]
+BUILTIN_STUDY_MODULES: list[str] = ["lowbit.experiments.spirals", "lowbit.experiments.segmentation"]
 
 
 def _load_builtin() -> None:

@@ -35,7 +35,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from .. import tomlio  # noqa: E402
-from ..api import calibrate, quantize_  # noqa: E402
+from ..api import calibrate, plan, quantize_  # noqa: E402
 from ..config import QuantConfig, check_keys  # noqa: E402
 from ..models import create_model  # noqa: E402
 from ..serialize import save_model  # noqa: E402
@@ -107,16 +107,19 @@ def _accuracy(model, test) -> float:
 def run_experiment(cfg: ExperimentConfig, out: Path, resume: bool = False, progress: bool = True) -> Path:
     out = Path(out)
     text = tomlio.dumps({"experiment": cfg.to_dict()})
+    data_kwargs = {k: v for k, v in cfg.data.items() if k != "name"}
+    model_kwargs = {k: v for k, v in cfg.model.items() if k != "name"}
+    # everything that can be checked is checked before anything is written
+    train, test = build_dataset(cfg.data["name"], **data_kwargs)
+    torch.manual_seed(cfg.train.seed)
+    model = create_model(cfg.model["name"], **model_kwargs)
+    if cfg.quant is not None:
+        plan(model, cfg.quant)
     cfg_path = out / "config.toml"
     if resume and cfg_path.exists() and cfg_path.read_text() != text:
         raise ValueError(f"{cfg_path} was written by a different configuration; start a new run folder")
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(cfg_path, text)
-    data_kwargs = {k: v for k, v in cfg.data.items() if k != "name"}
-    model_kwargs = {k: v for k, v in cfg.model.items() if k != "name"}
-    train, test = build_dataset(cfg.data["name"], **data_kwargs)
-    torch.manual_seed(cfg.train.seed)
-    model = create_model(cfg.model["name"], **model_kwargs)
     hist = {
         "float": fit(model, train, cfg.train, run_dir=out / "float", resume=resume, progress=progress, desc="float")
     }

@@ -44,9 +44,24 @@ class QuantMixin:
         self.act_quant = act_quant
 
     def quantized_weight(self, name: str = "weight") -> torch.Tensor:
-        """The weight as the forward pass uses it (fake-quantized, straight-through)."""
+        """The weight as the forward pass uses it (fake-quantized, straight-through).
+
+        In eval mode without autograd the result is cached until the latent weight or the quantizer's
+        state changes (tensor version counters), so inference quantizes each weight once.
+        """
         w = getattr(self, name)
-        return w if self.weight_quant is None else self.weight_quant(w)
+        q = self.weight_quant
+        if q is None:
+            return w
+        if self.training or torch.is_grad_enabled():
+            return q(w)
+        cache = self.__dict__.setdefault("_wq_cache", {})
+        hit = cache.get(name)
+        if hit is not None and hit[0] == _state_key(w, q):
+            return hit[1]
+        value = q(w)  # may calibrate the quantizer: take the key afterwards
+        cache[name] = (_state_key(w, q), value)
+        return value
 
     def quantize_input(self, x: torch.Tensor) -> torch.Tensor:
         return x if self.act_quant is None else self.act_quant(x)
@@ -54,6 +69,10 @@ class QuantMixin:
     @classmethod
     def from_float(cls, module: nn.Module, weight_quant: Quantizer | None, act_quant: Quantizer | None):
         raise NotImplementedError
+
+
+def _state_key(w: torch.Tensor, q: nn.Module) -> tuple:
+    return (w._version, w.data_ptr(), id(q), tuple((k, v.data_ptr(), v._version) for k, v in q.state_dict().items()))
 
 
 def adopt_parameters(new: nn.Module, old: nn.Module) -> None:

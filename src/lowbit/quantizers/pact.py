@@ -22,25 +22,45 @@ ALPHA_MIN = 1e-3
 
 
 class _PactFn(torch.autograd.Function):
+    """One fused-ish pass: the forward works in place on a single buffer, the backward on two masks.
+
+    Same arithmetic as ``pact_reference`` (so the values are identical), about half the memory passes.
+    """
+
     @staticmethod
     def forward(ctx, x: torch.Tensor, alpha: torch.Tensor, bits: int) -> torch.Tensor:
-        ctx.save_for_backward(x, alpha)
+        a = max(float(alpha), ALPHA_MIN)
         n = 2**bits - 1
-        y = torch.minimum(torch.clamp_min(x, 0.0), alpha)
-        return torch.round(y * (n / alpha)) * (alpha / n)
+        ctx.save_for_backward(x)
+        ctx.a, ctx.alpha_shape = a, alpha.shape
+        return x.clamp(0.0, a).mul_(n / a).round_().mul_(a / n)
 
     @staticmethod
     def backward(ctx, g: torch.Tensor):
-        x, alpha = ctx.saved_tensors
-        above = x >= alpha
-        gx = g * ((x >= 0) & ~above).to(g.dtype)
-        galpha = (g * above.to(g.dtype)).sum().reshape(alpha.shape)
+        (x,) = ctx.saved_tensors
+        above = x >= ctx.a
+        galpha = torch.where(above, g, 0.0).sum().reshape(ctx.alpha_shape)  # ∂y_q/∂α = 1_{x >= α}
+        gx = g.masked_fill(above, 0.0)  # ∂y_q/∂x = 1_{0 <= x < α}
+        if bool((x < 0).any()):
+            gx.masked_fill_(x < 0, 0.0)
         return gx, galpha, None
+
+
+def pact_reference(x: torch.Tensor, alpha: torch.Tensor, bits: int) -> torch.Tensor:
+    """The straightforward autograd composition of Eqs. 1-3 (tests compare the fast path with it)."""
+    a = max(float(alpha), ALPHA_MIN)
+    n = 2**bits - 1
+    y = x.clamp(0.0, a)
+    q = torch.round(y * (n / a)) * (a / n)
+    inside = ((x >= 0) & (x < a)).to(x.dtype)
+    above = (x >= a).to(x.dtype)
+    # value q; gradient 1_{0<=x<α} to x and 1_{x>=α} to α (the "+ α·above - (α·above).detach()" term)
+    return (x * inside + alpha * above - (x * inside + alpha * above).detach()) + q
 
 
 def pact_quantize(x: torch.Tensor, alpha: torch.Tensor, bits: int) -> torch.Tensor:
     """Fake-quantized PACT activation with the spec §3 gradients for x and α."""
-    return _PactFn.apply(x, alpha.clamp_min(ALPHA_MIN).to(x.dtype), bits)
+    return _PactFn.apply(x, alpha, bits)
 
 
 @register("pact")
