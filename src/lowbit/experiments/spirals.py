@@ -71,8 +71,8 @@ SCALES = {
         test_resolution=61,
         map_resolution=40,
     ),
-    "default": Scale(tuple(MODELS), float_epochs=150, retrain_epochs=30, inq_epochs=10, lr=6e-3),
-    "paper": Scale(tuple(MODELS), float_epochs=600, retrain_epochs=100, inq_epochs=30, lr=6e-3),
+    "default": Scale(tuple(MODELS), float_epochs=150, retrain_epochs=30, inq_epochs=10, lr=3e-3),
+    "paper": Scale(tuple(MODELS), float_epochs=600, retrain_epochs=100, inq_epochs=30, lr=3e-3),
 }
 
 
