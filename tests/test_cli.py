@@ -127,3 +127,16 @@ def test_help_for_every_command(capsys):
             main([name, "--help"])
         assert e.value.code == 0
         assert "usage: lowbit" in capsys.readouterr().out
+
+
+def test_resume_from_a_corrupted_checkpoint_is_a_clear_error(tmp_path, capsys):
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text(TINY)
+    out = tmp_path / "run"
+    assert main(["run", str(cfg), "--out", str(out), "--no-progress"]) == 0
+    ck = out / "float" / "checkpoints" / "last.safetensors"
+    ck.write_bytes(ck.read_bytes()[:100])  # truncated, as by a full disk
+    capsys.readouterr()
+    assert main(["run", str(cfg), "--out", str(out), "--resume", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "last.safetensors" in err and "corrupted" in err and "Traceback" not in err
