@@ -25,6 +25,7 @@ class TrainConfig:
     lipschitz: float = 0.0  # λ of the Lipschitz regulariser (spec §5.2; the paper uses 1e-4)
     grad_clip: float = 0.0  # max global gradient norm (0 = off)
     seed: int = 0  # shuffling and dropout
+    device: str = "cpu"  # "cpu", "cuda", "cuda:1", ... (model and batches are moved there)
 
     def __post_init__(self):
         def need(cond: bool, field: str, accepted: str):
@@ -43,6 +44,11 @@ class TrainConfig:
         need(self.lipschitz >= 0, "lipschitz", "a number >= 0")
         need(whole(self.cycle_stage, 1), "cycle_stage", "a whole number >= 1")
         need(whole(self.seed, 0), "seed", "a whole number >= 0")
+        need(
+            isinstance(self.device, str) and self.device.split(":")[0] in ("cpu", "cuda", "mps"),
+            "device",
+            "'cpu', 'cuda[:N]' or 'mps'",
+        )
         self.milestones = tuple(self.milestones)
 
     def to_dict(self) -> dict:

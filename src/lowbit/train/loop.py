@@ -59,6 +59,16 @@ def epoch_batches(
             yield (collate or default_collate)([data[int(j)] for j in idx])
 
 
+def _to(batch: Any, device: str) -> Any:
+    if torch.is_tensor(batch):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_to(b, device) for b in batch)
+    if isinstance(batch, dict):
+        return {k: _to(v, device) for k, v in batch.items()}
+    return batch
+
+
 def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
     sd = opt.state_dict()
     tensors, plain = {}, {}
@@ -119,6 +129,7 @@ def fit(
     on_optimizer: called once with the optimizer (INQ attaches its step hooks here).
     after_step: called after every optimizer step (e.g. BinaryConnect's weight clipping).
     """
+    model.to(cfg.device)
     opt = make_optimizer(model.parameters(), cfg)
     if on_optimizer is not None:
         on_optimizer(opt)
@@ -143,6 +154,8 @@ def fit(
         model.train()
         t0, total, count = time.perf_counter(), 0.0, 0
         for batch in epoch_batches(train_data, cfg.batch_size, cfg.seed, epoch, collate):
+            if cfg.device != "cpu":
+                batch = _to(batch, cfg.device)
             loss = loss_fn(model, batch)
             reg = quantizer_regularizers(model)
             full = loss if reg is None else loss + reg
