@@ -10,6 +10,8 @@ from . import nn, quantizers
 from .api import calibrate, quantizable_layers, quantization_map, quantize_
 from .config import LayerRule, QuantConfig
 from .inq import INQ, INQWeight
+from . import deploy
+from .deploy import freeze, summary
 
 __version__ = "0.1.0"
 
@@ -23,5 +25,8 @@ __all__ = [
     "quantizable_layers",
     "quantization_map",
     "quantize_",
+    "deploy",
+    "freeze",
+    "summary",
     "quantizers",
 ]

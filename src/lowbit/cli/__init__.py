@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-_MODULES: list[str] = ["reproduce", "run", "report"]  # add a command by adding its module name here
+_MODULES: list[str] = ["reproduce", "run", "report", "quantizers", "summary", "export"]  # add a command by adding its module name here
 
 
 class UsageError(Exception):

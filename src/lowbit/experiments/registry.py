@@ -59,7 +59,12 @@ def get_study(name: str) -> Study:
 
 
 # Modules that register studies when imported (each study module adds itself here).
-BUILTIN_STUDY_MODULES: list[str] = ["lowbit.experiments.spirals", "lowbit.experiments.segmentation"]
+BUILTIN_STUDY_MODULES: list[str] = [
+    "lowbit.experiments.spirals",
+    "lowbit.experiments.segmentation",
+    "lowbit.experiments.classification",
+    "lowbit.experiments.speech",
+]
 
 
 def _load_builtin() -> None:

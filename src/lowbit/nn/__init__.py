@@ -2,5 +2,15 @@
 
 from .linear import QuantConv1d, QuantConv2d, QuantLinear
 from .qmodule import QUANT_TWINS, QuantMixin, register_twin
+from .shift_bn import ShiftBatchNorm1d, ShiftBatchNorm2d
 
-__all__ = ["QUANT_TWINS", "QuantConv1d", "QuantConv2d", "QuantLinear", "QuantMixin", "register_twin"]
+__all__ = [
+    "QUANT_TWINS",
+    "QuantConv1d",
+    "QuantConv2d",
+    "QuantLinear",
+    "QuantMixin",
+    "ShiftBatchNorm1d",
+    "ShiftBatchNorm2d",
+    "register_twin",
+]

@@ -3,7 +3,7 @@
 ``get(name, **kwargs)`` builds one, ``names()`` lists them. Importing a family module registers it.
 """
 
-from . import pact, pot, uniform  # noqa: F401  (registration)
+from . import binary, dorefa, hwgq, log2, lsq, pact, pot, ternary, uniform, xnor  # noqa: F401  (registration)
 from .base import Quantizer, check_bits
 from .registry import get, get_class, names, register
 

@@ -9,6 +9,13 @@ The step Δ is the L2-optimal one (spec §2.2, alternating least squares with mu
 first tensor the quantizer sees and then kept fixed (Hwang & Sung 2014), unless ``step`` is given or
 ``update="always"`` re-estimates it on every call (the adaptive variant). For activations the first tensor
 is the calibration batch (spec §2.3); ``lowbit.calibrate`` feeds several batches at once.
+
+Options beyond spec §2 (the default path above is unchanged):
+    granularity="per_channel": one Δ per output channel (dim 0 of a (C_out, ...) weight, spec §0), step buffer (C_out,)
+    symmetric=False: asymmetric min-max quantization with a zero point z (``signed`` is then irrelevant):
+        Δ = (max(x, 0) - min(x, 0))/(2^n - 1),  z = clamp(floor(-min/Δ + 0.5), 0, 2^n - 1)
+        Q(x) = Δ·(clamp(floor(x/Δ + 0.5) + z, 0, 2^n - 1) - z),  STE 1_{-zΔ <= x <= (2^n - 1 - z)Δ}
+    (min-max, not L2-optimal: the spec's L2 solver is for the symmetric grid; all-zero range -> Δ = 1, z = 0.)
 """
 
 from __future__ import annotations
@@ -20,9 +27,10 @@ import torch
 
 from .base import Quantizer
 from .registry import register
-from .rounding import round_half_up, sgn, ste, ste_clipped
+from .rounding import round_half_up, sgn
 
 UPDATES = ("once", "always")
+GRANULARITIES = ("per_tensor", "per_channel")
 
 
 def l2_opt_step(
@@ -70,6 +78,28 @@ def uniform_quantize(x: torch.Tensor, step: torch.Tensor | float, bits: int, sig
     return step * torch.clamp(round_half_up(x / step), lo, hi)
 
 
+def asym_params(x: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(Δ, z) of the asymmetric min-max grid for the rows of ``x`` ((groups, n) -> two (groups,) tensors)."""
+    n = 2**bits - 1
+    lo = x.amin(dim=1).clamp(max=0.0)
+    hi = x.amax(dim=1).clamp(min=0.0)
+    step = (hi - lo) / n
+    step = torch.where(step > 0, step, torch.ones_like(step))
+    z = torch.clamp(round_half_up(-lo / step), 0, n)
+    return step, z
+
+
+def asym_quantize(x: torch.Tensor, step: torch.Tensor, z: torch.Tensor, bits: int) -> torch.Tensor:
+    """Δ·(clamp(floor(x/Δ + 0.5) + z, 0, 2^n - 1) - z); step/z broadcast against x."""
+    return step * (torch.clamp(round_half_up(x / step) + z, 0, 2**bits - 1) - z)
+
+
+def _ste_mask(x: torch.Tensor, q: torch.Tensor, inside: torch.Tensor) -> torch.Tensor:
+    """Forward exactly q; gradient 1 where ``inside`` (a closed interval: min/max would split ties 0.5/0.5)."""
+    xm = torch.where(inside, x, x.detach())
+    return q + (xm - xm.detach())
+
+
 @register("uniform")
 class UniformQuantizer(Quantizer):
     """Boo et al. uniform quantizer with the L2-optimal step (spec §2).
@@ -79,24 +109,51 @@ class UniformQuantizer(Quantizer):
         signed: True for weights (symmetric, 2^n - 1 levels); False for post-ReLU activations (2^n levels).
         step: a fixed Δ; None computes the L2-optimal Δ from the data.
         update: "once" (default; Δ from the first tensor seen, then frozen) or "always" (every call).
+        granularity: "per_tensor" (default, spec §2) or "per_channel" (one Δ per dim-0 channel, for weights).
+        symmetric: True (default, spec §2) or False (asymmetric min-max grid with a zero point).
     """
 
     kind = "both"
     reference = "Boo, Shin, Sung 2020 (arXiv 2006.00530); Hwang & Sung 2014; spec §2"
 
-    def __init__(self, bits: int, signed: bool = True, step: float | None = None, update: str = "once"):
+    def __init__(
+        self,
+        bits: int,
+        signed: bool = True,
+        step: float | None = None,
+        update: str = "once",
+        granularity: str = "per_tensor",
+        symmetric: bool = True,
+    ):
         super().__init__(bits)
         if update not in UPDATES:
             raise ValueError(f"uniform: update={update!r} is not accepted; expected one of {UPDATES}")
         if step is not None and not (isinstance(step, (int, float)) and step > 0):
             raise ValueError(f"uniform: step={step!r} is not accepted; expected a positive number or None")
+        if granularity not in GRANULARITIES:
+            raise ValueError(f"uniform: granularity={granularity!r} is not accepted; expected one of {GRANULARITIES}")
+        if step is not None and (granularity != "per_tensor" or not symmetric):
+            raise ValueError("uniform: a fixed step is only accepted with granularity='per_tensor', symmetric=True")
         self.signed, self.update, self.fixed_step = bool(signed), update, step
+        self.granularity, self.symmetric = granularity, bool(symmetric)
+        self.per_channel = granularity == "per_channel"  # max_levels() then counts one channel's levels
         self.register_buffer("step", torch.tensor(float(step)) if step is not None else torch.empty(0))
+        if not self.symmetric:
+            self.register_buffer("zero_point", torch.empty(0))
 
     def config(self) -> dict[str, Any]:
-        return {"bits": self.bits, "signed": self.signed, "step": self.fixed_step, "update": self.update}
+        return {
+            "bits": self.bits,
+            "signed": self.signed,
+            "step": self.fixed_step,
+            "update": self.update,
+            "granularity": self.granularity,
+            "symmetric": self.symmetric,
+        }
 
     def max_levels(self) -> int:
+        if not self.symmetric:
+            return 2**self.bits
         if self.signed:
             return 2 if self.bits == 1 else 2**self.bits - 1
         return 2**self.bits
@@ -104,28 +161,78 @@ class UniformQuantizer(Quantizer):
     def reset(self) -> None:
         if self.fixed_step is None:
             self.step = torch.empty(0, device=self.step.device)
+        if not self.symmetric:
+            self.zero_point = torch.empty(0, device=self.zero_point.device)
+
+    def _rows(self, x: torch.Tensor) -> torch.Tensor:
+        # per_channel groups dim 0 of a >= 2-D weight; a 1-D tensor is one group
+        return x.detach().reshape(x.shape[0], -1) if self.per_channel and x.dim() > 1 else x.detach().reshape(1, -1)
 
     def calibrate(self, x: torch.Tensor) -> None:
         """Set Δ from ``x`` (weights, or activations gathered over calibration batches) and keep it."""
-        self.step = torch.tensor(l2_opt_step(x, self.bits, self.signed), device=x.device)
+        if not self.symmetric:
+            step, z = asym_params(self._rows(x), self.bits)
+            self.step, self.zero_point = (step, z) if self.per_channel else (step[0], z[0])
+        elif self.per_channel:
+            rows = self._rows(x)
+            self.step = torch.tensor([l2_opt_step(r, self.bits, self.signed) for r in rows], device=x.device)
+        else:
+            self.step = torch.tensor(l2_opt_step(x, self.bits, self.signed), device=x.device)
+
+    def _bcast(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        # (C_out,) -> (C_out, 1, ..., 1) so that it broadcasts against a (C_out, ...) weight
+        return t.reshape((-1,) + (1,) * (x.dim() - 1)) if self.per_channel and x.dim() > 1 else t
 
     def current_step(self, x: torch.Tensor) -> torch.Tensor:
         if self.fixed_step is None and (self.step.numel() == 0 or self.update == "always"):
             self.calibrate(x)
-        return self.step.to(x.dtype)
+        if self.per_channel and self.step.numel() > 1 and (x.dim() < 2 or x.shape[0] != self.step.numel()):
+            raise ValueError(
+                f"uniform per_channel: {self.step.numel()} channel steps do not fit a tensor of shape "
+                f"{tuple(x.shape)}; per_channel is for (C_out, ...) weights"
+            )
+        return self._bcast(self.step.to(x.dtype), x)
+
+    def _forward_asym(self, x: torch.Tensor) -> torch.Tensor:
+        step = self.current_step(x)
+        z = self._bcast(self.zero_point.to(x.dtype), x)
+        q = asym_quantize(x.detach(), step, z, self.bits)
+        lo, hi = -z * step, (2**self.bits - 1 - z) * step
+        return _ste_mask(x, q, (x >= lo) & (x <= hi))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.bits >= 32:
             return x
+        if not self.symmetric:
+            return self._forward_asym(x)
         step = self.current_step(x)
         q = uniform_quantize(x.detach(), step, self.bits, self.signed)
         if self.signed:
-            return ste(x, q)
-        return ste_clipped(x, q, 0.0, float(step) * (2**self.bits - 1))
+            return q + (x - x.detach())  # identity STE; forward exactly q (rounding.ste's x + (q - x) is off by ulps)
+        if self.per_channel:
+            hi = step * (2**self.bits - 1)
+            return _ste_mask(x, q, (x >= 0) & (x <= hi))
+        xc = torch.clamp(x, 0.0, float(step) * (2**self.bits - 1))  # STE 1_{0 <= x <= β}, forward exactly q
+        return q + (xc - xc.detach())
 
     def levels(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.symmetric or self.per_channel:
+            return self._levels_grouped(x)
         step = float(self.current_step(x))
         if self.signed and self.bits == 1:
             return torch.tensor([-step, step])
         lo, hi = (-(2 ** (self.bits - 1) - 1), 2 ** (self.bits - 1) - 1) if self.signed else (0, 2**self.bits - 1)
         return torch.arange(lo, hi + 1, dtype=torch.float64).mul(step).to(x.dtype)
+
+    def _levels_grouped(self, x: torch.Tensor) -> torch.Tensor:
+        """Union over channels (per_channel) of each channel's grid."""
+        step = self.current_step(x).reshape(-1, 1).to(torch.float64)
+        if not self.symmetric:
+            z = self.zero_point.reshape(-1, 1).to(torch.float64)
+            codes = torch.arange(2**self.bits, dtype=torch.float64).reshape(1, -1)
+            return torch.unique(step * (codes - z)).to(x.dtype)
+        if self.signed and self.bits == 1:
+            return torch.unique(torch.cat([-step, step])).to(x.dtype)
+        lo, hi = (-(2 ** (self.bits - 1) - 1), 2 ** (self.bits - 1) - 1) if self.signed else (0, 2**self.bits - 1)
+        codes = torch.arange(lo, hi + 1, dtype=torch.float64).reshape(1, -1)
+        return torch.unique(step * codes).to(x.dtype)

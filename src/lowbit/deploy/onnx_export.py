@@ -1,0 +1,261 @@
+"""ONNX export of a frozen model, built node by node with ``onnx.helper`` from a torch.fx trace.
+
+Why not ``torch.onnx.export``: the quantizers' custom autograd functions and STE arithmetic export as float
+ops, not as QuantizeLinear/DequantizeLinear, so the graph would not say what is quantized. Here each layer
+is written from its frozen codes:
+
+    weights   "uniform" (b <= 8):  int8 codes initializer -> DequantizeLinear(Δ, 0)   (per-channel: axis 0)
+              pow2 / codebook / float: the decoded float32 constant (ONNX has no power-of-two type)
+    inputs    PACT / unsigned uniform activation (b <= 8): Clip(0, (2^b-1)Δ) -> QuantizeLinear(Δ, uint8 0)
+              -> DequantizeLinear.  ONNX rounds ties to even where PACT/uniform round half up, so
+              outputs match PyTorch to within one activation step on exact ties (tests: 1e-4 otherwise).
+    integer=True  layers with a quantized uint8 input and uniform int8 weights run as MatMulInteger /
+              ConvInteger (int32 accumulator) followed by one float rescale Δx·Δw and the bias: ONNX
+              Runtime's integer kernels (``profile_ops`` lists which kernels actually ran).
+
+Supported modules: Linear/Conv1d/Conv2d (float or quantized twins), BatchNorm1d/2d, ReLU, Flatten, Dropout,
+MaxPool2d, AdaptiveAvgPool2d(1); functions relu, flatten, add, mul by a constant. Anything else raises.
+"""
+
+from __future__ import annotations
+
+import json
+import operator
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.fx
+import torch.nn.functional as F
+from torch import nn
+
+from ..quantizers.pact import ALPHA_MIN, PACTQuantizer
+from ..quantizers.uniform import UniformQuantizer
+from .freeze import FrozenWeight
+
+OPSET = 17
+LEAVES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.BatchNorm1d, nn.BatchNorm2d, nn.ReLU, nn.Flatten, nn.Dropout)
+LEAVES += (nn.MaxPool2d, nn.AdaptiveAvgPool2d)
+
+
+class _Tracer(torch.fx.Tracer):
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        return isinstance(m, LEAVES) or super().is_leaf_module(m, qualname)
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().numpy()
+
+
+class _Builder:
+    def __init__(self, integer: bool):
+        from onnx import helper, numpy_helper
+
+        self.h, self.nh = helper, numpy_helper
+        self.nodes: list[Any] = []
+        self.inits: list[Any] = []
+        self.integer = integer
+        self.n = 0
+
+    def name(self, base: str) -> str:
+        self.n += 1
+        return f"{base.replace('.', '_')}_{self.n}"
+
+    def const(self, arr: np.ndarray, base: str) -> str:
+        nm = self.name(base)
+        self.inits.append(self.nh.from_array(np.asarray(arr), nm))
+        return nm
+
+    def node(self, op: str, inputs: list[str], base: str, **attrs) -> str:
+        out = self.name(f"{base}_{op}")
+        self.nodes.append(self.h.make_node(op, inputs, [out], name=out, **attrs))
+        return out
+
+
+def _act_params(aq) -> tuple[float, int] | None:
+    """(Δ, bits) of an unsigned activation quantizer ONNX can express with uint8 Q/DQ, else None."""
+    if aq is None:
+        return None
+    if isinstance(aq, PACTQuantizer) and aq.bits <= 8:
+        a = max(float(aq.alpha.detach()), ALPHA_MIN)
+        return a / (2**aq.bits - 1), aq.bits
+    if isinstance(aq, UniformQuantizer) and not aq.signed and aq.symmetric and aq.bits <= 8 and aq.step.numel() == 1:
+        return float(aq.step), aq.bits
+    raise ValueError(
+        f"export_onnx: activation quantizer {aq.to_dict()} has no ONNX form here; supported: pact and unsigned "
+        "per-tensor uniform with bits <= 8"
+    )
+
+
+def _weight(b: _Builder, m: nn.Module, base: str) -> tuple[str, tuple[np.ndarray, np.ndarray] | None]:
+    """(weight tensor name, (int8 codes, scale) when the weight is uniform int8, for the integer path)."""
+    fw = getattr(m, "weight_quant", None)
+    if isinstance(fw, FrozenWeight):
+        s = fw.schemes["weight"]
+        if s["scheme"] == "uniform" and s["bits"] <= 8:
+            codes = _np(fw.codes_weight).astype(np.int8)
+            step = _np(fw.step_weight).astype(np.float32)
+            zp = np.zeros(step.shape, dtype=np.int8)
+            attrs = {"axis": 0} if step.ndim == 1 else {}
+            w = b.node("DequantizeLinear", [b.const(codes, base + "_wq"), b.const(step, base + "_ws"),
+                                            b.const(zp, base + "_wz")], base, **attrs)
+            return w, (codes, step)
+        return b.const(_np(fw.decode("weight")).astype(np.float32), base + "_w"), None
+    if fw is not None:
+        raise ValueError(f"export_onnx: layer {base!r} is not frozen; call lowbit.freeze(model) first")
+    return b.const(_np(m.weight).astype(np.float32), base + "_w"), None
+
+
+def _layer(b: _Builder, m: nn.Module, x: str, base: str) -> str:
+    act = _act_params(getattr(m, "act_quant", None))
+    xq = None
+    if act is not None:
+        step, bits = act
+        x = b.node("Clip", [x, b.const(np.float32(0.0), base + "_lo"), b.const(np.float32(step * (2**bits - 1)), base + "_hi")], base)
+        sc, zp = b.const(np.float32(step), base + "_xs"), b.const(np.uint8(0), base + "_xz")
+        xq = b.node("QuantizeLinear", [x, sc, zp], base)
+        x = b.node("DequantizeLinear", [xq, sc, zp], base)
+    w, wint = _weight(b, m, base)
+    bias = None if m.bias is None else b.const(_np(m.bias).astype(np.float32), base + "_b")
+    is_conv = isinstance(m, (nn.Conv1d, nn.Conv2d))
+    if b.integer and xq is not None and wint is not None and (not is_conv or wint[1].ndim == 0):
+        codes, wstep = wint
+        xz = b.const(np.uint8(0), base + "_xz8")
+        wz = b.const(np.int8(0), base + "_wz8")
+        if is_conv:
+            acc = b.node("ConvInteger", [xq, b.const(codes, base + "_wi"), xz, wz], base, **_conv_attrs(m))
+        else:
+            acc = b.node("MatMulInteger", [xq, b.const(np.ascontiguousarray(codes.T), base + "_wiT"), xz, wz], base)
+        y = b.node("Cast", [acc], base, to=1)
+        scale = (np.float32(act[0]) * wstep).astype(np.float32)
+        if is_conv:
+            scale = scale.reshape((-1,) + (1,) * (codes.ndim - 2)) if scale.ndim else scale
+        y = b.node("Mul", [y, b.const(scale, base + "_rs")], base)
+        if bias is not None:
+            bias_arr = _np(m.bias).astype(np.float32)
+            if is_conv:
+                bias_arr = bias_arr.reshape((-1,) + (1,) * (codes.ndim - 2))
+            y = b.node("Add", [y, b.const(bias_arr, base + "_bb")], base)
+        return y
+    if is_conv:
+        return b.node("Conv", [x, w] + ([bias] if bias else []), base, **_conv_attrs(m))
+    wt = b.node("Transpose", [w], base, perm=[1, 0])
+    y = b.node("MatMul", [x, wt], base)
+    return y if bias is None else b.node("Add", [y, bias], base)
+
+
+def _conv_attrs(m: nn.Module) -> dict[str, Any]:
+    if m.padding_mode != "zeros" or isinstance(m.padding, str):
+        raise ValueError(f"export_onnx: conv padding {m.padding!r}/{m.padding_mode!r} is not supported")
+    pads = list(m.padding)
+    return {
+        "kernel_shape": list(m.kernel_size),
+        "strides": list(m.stride),
+        "dilations": list(m.dilation),
+        "group": m.groups,
+        "pads": pads + pads,
+    }
+
+
+def _module(b: _Builder, m: nn.Module, x: str, base: str) -> str:
+    if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)):
+        return _layer(b, m, x, base)
+    if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+        ins = [_np(t).astype(np.float32) for t in (m.weight, m.bias, m.running_mean, m.running_var)]
+        return b.node("BatchNormalization", [x] + [b.const(a, base + "_bn") for a in ins], base, epsilon=m.eps)
+    if isinstance(m, nn.ReLU):
+        return b.node("Relu", [x], base)
+    if isinstance(m, nn.Flatten):
+        if m.start_dim != 1 or m.end_dim != -1:
+            raise ValueError("export_onnx: only Flatten(1, -1) is supported")
+        return b.node("Flatten", [x], base, axis=1)
+    if isinstance(m, nn.Dropout):
+        return x
+    if isinstance(m, nn.MaxPool2d):
+        k = [m.kernel_size] * 2 if isinstance(m.kernel_size, int) else list(m.kernel_size)
+        s = [m.stride] * 2 if isinstance(m.stride, int) else list(m.stride)
+        p = [m.padding] * 4 if isinstance(m.padding, int) else list(m.padding) * 2
+        return b.node("MaxPool", [x], base, kernel_shape=k, strides=s, pads=p)
+    if isinstance(m, nn.AdaptiveAvgPool2d) and m.output_size in (1, (1, 1)):
+        return b.node("GlobalAveragePool", [x], base)
+    raise ValueError(f"export_onnx: module {base!r} of type {type(m).__name__} is not supported")
+
+
+def _function(b: _Builder, node: torch.fx.Node, env: dict[str, Any]) -> str:
+    args = [env[a.name] if isinstance(a, torch.fx.Node) else a for a in node.args]
+    t = node.target
+    if t in (torch.relu, F.relu) or t == "relu":
+        return b.node("Relu", [args[0]], node.name)
+    if t in (torch.flatten,) or t == "flatten":
+        if (args[1] if len(args) > 1 else node.kwargs.get("start_dim", 0)) != 1:
+            raise ValueError("export_onnx: only flatten(x, 1) is supported")
+        return b.node("Flatten", [args[0]], node.name, axis=1)
+    if t in (operator.add, torch.add, operator.mul, torch.mul):
+        op = "Add" if t in (operator.add, torch.add) else "Mul"
+        ins = [a if isinstance(a, str) else b.const(np.float32(a), node.name + "_c") for a in args[:2]]
+        return b.node(op, ins, node.name)
+    raise ValueError(f"export_onnx: operation {t!r} is not supported")
+
+
+def build_onnx(model: nn.Module, example: torch.Tensor, integer: bool = False):
+    """The ``onnx.ModelProto`` of ``model`` (see the module docstring)."""
+    b = _Builder(integer)
+    graph = _Tracer().trace(model)
+    mods = dict(model.named_modules())
+    env: dict[str, Any] = {}
+    outputs = []
+    for node in graph.nodes:
+        if node.op == "placeholder":
+            if env:
+                raise ValueError("export_onnx: models with one input only")
+            env[node.name] = "input"
+        elif node.op == "call_module":
+            env[node.name] = _module(b, mods[node.target], env[node.args[0].name], node.target)
+        elif node.op in ("call_function", "call_method"):
+            env[node.name] = _function(b, node, env)
+        elif node.op == "output":
+            outputs = [env[node.args[0].name]]
+        else:
+            raise ValueError(f"export_onnx: graph node {node.op} {node.target!r} is not supported")
+    b.nodes.append(b.h.make_node("Identity", outputs, ["output"]))
+    from onnx import TensorProto, checker
+
+    inp = b.h.make_tensor_value_info("input", TensorProto.FLOAT, ["N", *example.shape[1:]])
+    with torch.no_grad():
+        y = model(example)
+    out = b.h.make_tensor_value_info("output", TensorProto.FLOAT, ["N", *y.shape[1:]])
+    g = b.h.make_graph(b.nodes, "lowbit", [inp], [out], b.inits)
+    proto = b.h.make_model(g, opset_imports=[b.h.make_opsetid("", OPSET)], producer_name="lowbit")
+    proto.ir_version = 8
+    checker.check_model(proto)
+    return proto
+
+
+def export_onnx(model: nn.Module, path: str | Path, example: torch.Tensor, integer: bool = False) -> Path:
+    """Write ``model`` (frozen, or float) as ONNX; ``integer=True`` uses MatMulInteger/ConvInteger for 8-bit layers."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(build_onnx(model.eval(), example, integer).SerializeToString())
+    return path
+
+
+def run_onnx(path: str | Path, x: np.ndarray, profile: bool = False) -> tuple[np.ndarray, list[str]]:
+    """Run with ONNX Runtime on CPU; returns (output, op types that ran when ``profile``)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    tmp = tempfile.mkdtemp()
+    if profile:
+        opts.enable_profiling = True
+        opts.profile_file_prefix = os.path.join(tmp, "ort")
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    y = sess.run(None, {"input": x.astype(np.float32)})[0]
+    ops: list[str] = []
+    if profile:
+        events = json.loads(Path(sess.end_profiling()).read_text())
+        ops = sorted({e["args"]["op_name"] for e in events if e.get("cat") == "Node" and "op_name" in e.get("args", {})})
+    return y, ops

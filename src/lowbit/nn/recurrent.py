@@ -1,0 +1,157 @@
+"""Quantized twins of nn.RNN (tanh, relu), nn.LSTM and nn.GRU.
+
+Every weight matrix (``weight_ih_l{k}``, ``weight_hh_l{k}``, ``weight_hr_l{k}`` for projected LSTMs, and their
+``_reverse`` twins) is quantized; biases stay float (spec §0). What the configuration gives is kept as the
+*template* ``weight_quant`` (that is what ``quantization_map`` reports, so a model can be rebuilt from it);
+the forward uses ``weight_quants[<param name>]``, one deep copy of the template per weight matrix, because
+quantizers such as ``uniform`` calibrate their step on the first tensor they see and W_ih, W_hh of each layer
+have different ranges. The copies' calibrated state is in the state_dict (``weight_quants.weight_hh_l0.step``).
+A quantizer that keeps per-parameter state itself (``per_parameter_state = True``, e.g. INQ's ``INQWeight``)
+is used directly for every matrix, without copies.
+
+Activations (``act_quant``), when configured, quantize the two operands of the recurrent matmuls:
+
+    x̂^(k)    = Q_in,k(x^(k))          the input sequence of layer k (shared by both directions)
+    ĥ_{t-1}  = Q_h,k,d(h_{t-1})       the hidden state fed back into W_hh at every step
+
+and nothing else: the gate pre-activations, sigmoid/tanh outputs and the LSTM cell state c_t stay float.
+Those are element-wise operations that fixed-point recurrent kernels keep at higher precision (e.g. 16-bit
+cell state), while the matmul operands are what low-bit hardware multiplies. Each role gets its own copy of
+the act template (``act_quants["input_l0"]``, ``act_quants["hidden_l0_reverse"]``, ...). Note that h lies in
+(-1, 1) for tanh cells: an unsigned activation quantizer (``uniform`` with ``signed=False``, PACT) clips its
+negative half to 0; use ``signed=True`` for tanh states.
+
+Execution: with float activations the weights are quantized once per forward and torch's fused recurrent op
+runs with them (no Python loop over time). With quantized activations, or ``force_loop = True``, a plain
+Python time loop (``recurrent_loop.py``) runs instead; it is also the reference the fused path is tested
+against.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from ..quantizers import Quantizer
+from .qmodule import QuantMixin, _state_key, adopt_parameters, register_twin
+from .recurrent_loop import recurrent_loop
+
+
+def weight_matrix_names(module: nn.RNNBase) -> tuple[str, ...]:
+    """Names of the weight matrices of a recurrent module (biases excluded, spec §0)."""
+    return tuple(n for n in module._flat_weights_names if n.startswith("weight_"))
+
+
+class _QuantRNNBase(QuantMixin):
+    """Shared behaviour of the recurrent twins (subclasses also inherit the float class)."""
+
+    force_loop: bool = False  # True: always run the Python time loop (the reference path)
+
+    @property
+    def quant_weight_names(self) -> tuple[str, ...]:
+        return weight_matrix_names(self)
+
+    @staticmethod
+    def weight_names_of(module: nn.RNNBase) -> tuple[str, ...]:
+        """``quant_weight_names`` of the twin a float module would become (used by INQ before the swap)."""
+        return weight_matrix_names(module)
+
+    def __setattr__(self, name, value):
+        super().__setattr__(name, value)
+        # Assigning a template (quantize_, INQ, load) rebuilds its per-tensor copies, so they never go stale.
+        if name == "weight_quant":
+            super().__setattr__("weight_quants", _copies(value, self.quant_weight_names))
+        elif name == "act_quant":
+            super().__setattr__("act_quants", _copies(value, self._act_roles()))
+
+    def _act_roles(self) -> tuple[str, ...]:
+        sfx = ("", "_reverse") if self.bidirectional else ("",)
+        roles = []
+        for k in range(self.num_layers):
+            roles += [f"input_l{k}"] + [f"hidden_l{k}{s}" for s in sfx]
+        return tuple(roles)
+
+    @classmethod
+    def from_float(cls, module: nn.RNNBase, weight_quant: Quantizer | None, act_quant: Quantizer | None):
+        kwargs = dict(
+            num_layers=module.num_layers,
+            bias=module.bias,
+            batch_first=module.batch_first,
+            dropout=module.dropout,
+            bidirectional=module.bidirectional,
+        )
+        if isinstance(module, nn.LSTM):
+            kwargs["proj_size"] = module.proj_size
+        if isinstance(module, nn.RNN):
+            kwargs["nonlinearity"] = module.nonlinearity
+        with torch.device("meta"):
+            q = cls(module.input_size, module.hidden_size, **kwargs)
+        adopt_parameters(q, module)  # RNNBase.__setattr__ refreshes _flat_weights with the adopted Parameters
+        q._set_quantizers(weight_quant, act_quant)
+        return q
+
+    def weight_quantizer(self, name: str) -> Quantizer | None:
+        """The quantizer applied to weight matrix ``name`` (its own copy, or a per-parameter-state quantizer)."""
+        q = self.weight_quant
+        if q is None or getattr(q, "per_parameter_state", False):
+            return q
+        return self.weight_quants[name]
+
+    def quantized_weight(self, name: str = "weight_ih_l0") -> torch.Tensor:
+        """Weight matrix ``name`` as the forward uses it; cached in eval mode without autograd (as QuantMixin)."""
+        w = getattr(self, name)
+        q = self.weight_quantizer(name)
+        if q is None:
+            return w
+        if self.training or torch.is_grad_enabled():
+            return q(w)
+        cache = self.__dict__.setdefault("_wq_cache", {})
+        hit = cache.get(name)
+        if hit is not None and hit[0] == _state_key(w, q):
+            return hit[1]
+        value = q(w)
+        cache[name] = (_state_key(w, q), value)
+        return value
+
+    def quantize_act(self, role: str, x: torch.Tensor) -> torch.Tensor:
+        """Apply the activation quantizer copy of ``role`` ("input_l0", "hidden_l1_reverse", ...)."""
+        return x if self.act_quant is None else self.act_quants[role](x)
+
+    def forward(self, input, hx=None):
+        if self.force_loop or self.act_quant is not None:
+            return recurrent_loop(self, input, hx)
+        return self._fused_forward(input, hx)
+
+    def _fused_forward(self, input, hx):
+        """torch's own forward (packing, hx checks, _VF kernel) with the quantized matrices in ``_flat_weights``."""
+        quantized = set(self.quant_weight_names) if self.weight_quant is not None else set()
+        flat = [self.quantized_weight(n) if n in quantized else getattr(self, n) for n in self._flat_weights_names]
+        saved = self._flat_weights
+        self._flat_weights = flat  # each matrix quantized once per forward, not per time step
+        try:
+            return self.float_class.forward(self, input, hx)
+        finally:
+            self._flat_weights = saved
+
+
+def _copies(template: Quantizer | None, names: tuple[str, ...]) -> nn.ModuleDict:
+    if template is None or getattr(template, "per_parameter_state", False):
+        return nn.ModuleDict()
+    return nn.ModuleDict({n: copy.deepcopy(template) for n in names})
+
+
+@register_twin(nn.RNN)
+class QuantRNN(_QuantRNNBase, nn.RNN):
+    """nn.RNN (tanh or relu) with quantized weight matrices and, optionally, quantized x_t / h_{t-1}."""
+
+
+@register_twin(nn.LSTM)
+class QuantLSTM(_QuantRNNBase, nn.LSTM):
+    """nn.LSTM (projection included) with quantized weight matrices and, optionally, quantized x_t / h_{t-1}."""
+
+
+@register_twin(nn.GRU)
+class QuantGRU(_QuantRNNBase, nn.GRU):
+    """nn.GRU with quantized weight matrices and, optionally, quantized x_t / h_{t-1}."""

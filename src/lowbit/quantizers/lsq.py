@@ -1,0 +1,112 @@
+"""LSQ: Learned Step Size Quantization (Esser et al., ICLR 2020, arXiv 1902.08153), spec §4h, as lsq-net.
+
+    v̂ = round_pass(clamp(v/s', -Q_N, Q_P))·s',   s' = grad_scale(s, g)
+    unsigned (activations): Q_N = 0, Q_P = 2^b - 1;  signed (weights): Q_N = 2^(b-1), Q_P = 2^(b-1) - 1
+    (``symmetric=True``: Q_N = Q_P = 2^(b-1) - 1, the lsq-net option)
+    g = 1/sqrt(N·Q_P);  N = x.numel() for weights, x.numel()/batch (per-example features) for activations
+    init on the first call: s = 2·mean|v|/sqrt(Q_P);  s is used as max(s, 1e-8)
+Autograd then gives ∂v̂/∂s = -v/s + round(v/s) inside, -Q_N / Q_P outside, and ∂v̂/∂v = 1_{-Q_N < v/s < Q_P}
+(clamp passes the gradient on the closed interval; the difference is measure zero). torch.round: half-even.
+Signed 1-bit gives Q_P = 0 (g and the init divide by zero): rejected.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from .base import Quantizer
+from .registry import register
+
+S_MIN = 1e-8
+
+
+def grad_scale(x: torch.Tensor, g: float) -> torch.Tensor:
+    """Value x, gradient scaled by g. lsq-net writes (x - x·g).detach() + x·g; this form has the same gradient
+    and returns x exactly (the lsq-net sum can be off by an ulp)."""
+    return x.detach() + (x * g - (x * g).detach())
+
+
+def round_pass(x: torch.Tensor) -> torch.Tensor:
+    """Value round(x) (exactly), identity gradient: lsq-net's (round(x) - x).detach() + x, ulp-exact."""
+    return torch.round(x).detach() + (x - x.detach())
+
+
+def lsq_bounds(bits: int, signed: bool, symmetric: bool = False) -> tuple[int, int]:
+    """(Q_N, Q_P) of spec §4h."""
+    if not signed:
+        return 0, 2**bits - 1
+    qp = 2 ** (bits - 1) - 1
+    return (qp if symmetric else 2 ** (bits - 1)), qp
+
+
+def lsq_quantize(x: torch.Tensor, s: torch.Tensor, qn: int, qp: int, g: float) -> torch.Tensor:
+    s2 = grad_scale(torch.clamp(s, min=S_MIN), g)
+    return round_pass(torch.clamp(x / s2, -qn, qp)) * s2
+
+
+@register("lsq")
+class LSQQuantizer(Quantizer):
+    """LSQ with a learned step s (one nn.Parameter per layer), spec §4h.
+
+    Args:
+        signed: True for weights (default), False for post-ReLU activations.
+        per_example: count N per example (activations, spec §11.15) or over the whole tensor (weights);
+            None picks per-example exactly when ``signed`` is False.
+    """
+
+    kind = "both"
+    reference = "Esser et al. 2020, LSQ (arXiv 1902.08153); zhutmost/lsq-net; spec §4h"
+
+    def __init__(self, bits: int = 4, signed: bool = True, symmetric: bool = False, per_example: bool | None = None):
+        super().__init__(bits)
+        if signed and self.bits == 1:
+            raise ValueError(
+                "lsq: bits=1 is not accepted for signed (weight) quantization: Q_P = 2^(b-1) - 1 = 0 makes "
+                "the gradient scale and the init divide by zero; use bits >= 2, or signed=False"
+            )
+        self.signed, self.symmetric = bool(signed), bool(symmetric)
+        self.per_example = (not self.signed) if per_example is None else bool(per_example)
+        self.per_example_given = per_example
+        self.qn, self.qp = lsq_bounds(self.bits, self.signed, self.symmetric)
+        self.s = nn.Parameter(torch.ones(()))
+        self.register_buffer("initialized", torch.zeros((), dtype=torch.bool))
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "bits": self.bits,
+            "signed": self.signed,
+            "symmetric": self.symmetric,
+            "per_example": self.per_example_given,
+        }
+
+    def max_levels(self) -> int:
+        return self.qn + self.qp + 1
+
+    def reset(self) -> None:
+        self.initialized.fill_(False)
+
+    @torch.no_grad()
+    def init_step(self, x: torch.Tensor) -> None:
+        """s = 2·mean|v|/sqrt(Q_P) (lsq-net ``init_from``); 0 for an all-zero tensor (then clamped to 1e-8)."""
+        m = float(x.abs().mean()) if x.numel() else 0.0
+        self.s.fill_(2 * m / math.sqrt(self.qp))
+        self.initialized.fill_(True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.bits >= 32:
+            return x
+        if not bool(self.initialized):
+            self.init_step(x.detach())
+        n = x.numel() / x.shape[0] if self.per_example and x.dim() > 0 and x.shape[0] > 0 else x.numel()
+        g = 1.0 / math.sqrt(max(n, 1) * self.qp)
+        return lsq_quantize(x, self.s.to(x.dtype), self.qn, self.qp, g)
+
+    def levels(self, x: torch.Tensor) -> torch.Tensor:
+        if not bool(self.initialized):
+            self.init_step(x.detach())
+        s = max(float(self.s.detach()), S_MIN)
+        return torch.arange(-self.qn, self.qp + 1, dtype=torch.float64).mul(s).to(x.dtype)

@@ -1,0 +1,146 @@
+"""Ternary weights: TWN (Li, Zhang, Liu 2016, spec §4d) and TTQ (Zhu, Han, Mao, Dally 2017, arXiv 1612.01064).
+
+TWN, per layer (default) or per output channel (``per_channel=True``, not the paper):
+    Δ = 0.7·mean|W|;  T = +1 if W > Δ, -1 if W < -Δ, else 0   (strict);  α = mean of |W| over {|W| > Δ}
+    W_q = α·T, identity STE; α = 0 when nothing lies above Δ (all-zero weights included).
+
+TTQ: learned positive and negative scales W^p, W^n (nn.Parameters, one pair per layer):
+    Δ = t·max|W| (t = 0.05);  W_t = W^p if W > Δ, -W^n if W < -Δ, else 0
+    ∂L/∂W^p = Σ_{W > Δ} g,   ∂L/∂W^n = -Σ_{W < -Δ} g                     (paper Eq. 7)
+    ∂L/∂W   = W^p·g if W > Δ,  g if |W| <= Δ,  W^n·g if W < -Δ            (paper Eq. 8)
+The scales are initialised on the first call from the weights, as TWN's α of each side: W^p = mean of W over
+{W > Δ}, W^n = mean of |W| over {W < -Δ} (0 when the side is empty). The paper does not fix the
+initialisation; this choice starts TTQ at the closest ternary approximation with the TTQ threshold.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from .base import Quantizer
+from .registry import register
+
+TWN_RATIO = 0.7
+
+
+def _ste(x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """Forward exactly q, backward identity: q + (x - x.detach()) adds an exact 0 (x + (q - x) can be off by an ulp)."""
+    return q.detach() + (x - x.detach())
+
+
+def _rows(x: torch.Tensor, per_channel: bool) -> torch.Tensor:
+    """(groups, n) view: one row per output channel, or a single row for the whole tensor (spec §0)."""
+    return x.reshape(x.shape[0], -1) if per_channel and x.dim() >= 1 else x.reshape(1, -1)
+
+
+def twn_quantize(w: torch.Tensor, per_channel: bool = False) -> torch.Tensor:
+    """The TWN forward value (no gradient): α·T with Δ = 0.7·mean|W| (spec §4d)."""
+    if w.numel() == 0:
+        return w.clone()
+    r = _rows(w, per_channel)
+    a = r.abs()
+    delta = TWN_RATIO * a.mean(dim=1, keepdim=True)
+    t = (r > delta).to(r.dtype) - (r < -delta).to(r.dtype)
+    count = t.abs().sum(dim=1, keepdim=True)
+    alpha = torch.where(count > 0, (a * t.abs()).sum(dim=1, keepdim=True) / count.clamp_min(1), 0.0)
+    return (alpha * t).reshape(w.shape)
+
+
+@register("twn")
+class TernaryWeightNetwork(Quantizer):
+    """TWN ternary weights {-α, 0, α} (spec §4d). ``per_channel``: Δ and α per output channel (dim 0)."""
+
+    kind = "weight"
+    reference = "Li, Zhang, Liu 2016, Ternary Weight Networks (arXiv 1605.04711); spec §4d"
+    min_bits = 2
+    max_bits = 2
+
+    def __init__(self, bits: int = 2, per_channel: bool = False):
+        super().__init__(bits)
+        self.per_channel = bool(per_channel)
+
+    def config(self) -> dict[str, Any]:
+        return {"bits": self.bits, "per_channel": self.per_channel}
+
+    def max_levels(self) -> int:
+        return 3  # per quantization group (per output channel when per_channel)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _ste(x, twn_quantize(x.detach(), self.per_channel))
+
+    def levels(self, x: torch.Tensor) -> torch.Tensor:
+        q = twn_quantize(x.detach(), self.per_channel)
+        return torch.unique(torch.cat([q.reshape(-1).abs(), -q.reshape(-1).abs(), q.new_zeros(1)]))
+
+
+class _TTQFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, w: torch.Tensor, wp: torch.Tensor, wn: torch.Tensor, delta: float) -> torch.Tensor:
+        pos, neg = w > delta, w < -delta
+        ctx.save_for_backward(pos, neg, wp, wn)
+        return torch.where(pos, wp, torch.where(neg, -wn, torch.zeros_like(w)))
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):
+        pos, neg, wp, wn = ctx.saved_tensors
+        gwp = torch.where(pos, g, 0.0).sum().reshape(wp.shape)  # Eq. 7
+        gwn = -torch.where(neg, g, 0.0).sum().reshape(wn.shape)
+        gw = torch.where(pos, wp * g, torch.where(neg, wn * g, g))  # Eq. 8
+        return gw, gwp, gwn, None
+
+
+def ttq_quantize(w: torch.Tensor, wp: torch.Tensor, wn: torch.Tensor, t: float) -> torch.Tensor:
+    """TTQ with the paper's gradients to W, W^p and W^n (Δ = t·max|W|, no gradient)."""
+    delta = float(w.detach().abs().max()) * t if w.numel() else 0.0
+    return _TTQFn.apply(w, wp, wn, delta)
+
+
+@register("ttq")
+class TrainedTernary(Quantizer):
+    """Trained Ternary Quantization: {-W^n, 0, W^p} with learned scales (Zhu et al. 2017)."""
+
+    kind = "weight"
+    reference = "Zhu, Han, Mao, Dally 2017, Trained Ternary Quantization (arXiv 1612.01064)"
+    min_bits = 2
+    max_bits = 2
+
+    def __init__(self, bits: int = 2, t: float = 0.05):
+        super().__init__(bits)
+        if not (isinstance(t, (int, float)) and 0 <= t < 1):
+            raise ValueError(f"ttq: t={t!r} is not accepted; expected a number in [0, 1)")
+        self.t = float(t)
+        self.wp = nn.Parameter(torch.ones(()))
+        self.wn = nn.Parameter(torch.ones(()))
+        self.register_buffer("initialized", torch.zeros((), dtype=torch.bool))
+
+    def config(self) -> dict[str, Any]:
+        return {"bits": self.bits, "t": self.t}
+
+    def max_levels(self) -> int:
+        return 3
+
+    def reset(self) -> None:
+        self.initialized.fill_(False)
+
+    @torch.no_grad()
+    def init_scales(self, w: torch.Tensor) -> None:
+        """W^p, W^n = mean |W| of each side above the threshold (0 for an empty side)."""
+        delta = float(w.abs().max()) * self.t if w.numel() else 0.0
+        pos, neg = w > delta, w < -delta
+        self.wp.fill_(float(w[pos].mean()) if pos.any() else 0.0)
+        self.wn.fill_(float(-w[neg].mean()) if neg.any() else 0.0)
+        self.initialized.fill_(True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not bool(self.initialized):
+            self.init_scales(x.detach())
+        return ttq_quantize(x, self.wp.to(x.dtype), self.wn.to(x.dtype), self.t)
+
+    def levels(self, x: torch.Tensor) -> torch.Tensor:
+        if not bool(self.initialized):
+            self.init_scales(x.detach())
+        vals = [-float(self.wn.detach()), 0.0, float(self.wp.detach())]
+        return torch.unique(torch.tensor(vals, dtype=x.dtype))
