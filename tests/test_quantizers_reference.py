@@ -383,7 +383,7 @@ def test_lsq_values_init_and_step_gradient(bits, signed):
     y, gx = grad_of(q, x, g)
     qn, qp = (2 ** (bits - 1), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
     s = 2 * float(x.abs().mean()) / math.sqrt(qp)
-    assert float(q.s) == pytest.approx(s)
+    assert float(q.s.detach()) == pytest.approx(s)
     nf = x.numel() / x.shape[0] if not signed else x.numel()
     gscale = 1 / math.sqrt(nf * qp)
     want_y, want_gx, want_gs = [], [], 0.0
@@ -404,7 +404,7 @@ def test_lsq_rejects_signed_one_bit_and_clamps_step():
         get("lsq", bits=1)
     q = get("lsq", bits=4)
     y, g = grad_of(q, torch.zeros(3, 3))
-    assert float(q.s) == 0.0 and y.abs().sum() == 0 and torch.isfinite(g).all()
+    assert float(q.s.detach()) == 0.0 and y.abs().sum() == 0 and torch.isfinite(g).all()
     assert get("lsq", bits=2, symmetric=True).levels(torch.ones(2)).numel() == 3
 
 
@@ -480,7 +480,7 @@ def test_shift_batchnorm_matches_reference_train_and_eval():
         cs = [v - mu for v in vals]
         var = sum(v * ref_ap2(v) for v in cs) / len(cs)
         inv = ref_ap2(1 / math.sqrt(var + bn.eps))
-        want = [v * inv * ref_ap2(float(bn.weight[c])) + float(bn.bias[c]) for v in cs]
+        want = [v * inv * ref_ap2(float(bn.weight[c].detach())) + float(bn.bias[c].detach()) for v in cs]
         assert y[:, c].reshape(-1).tolist() == pytest.approx(want, abs=1e-12)
         assert float(bn.running_mean[c]) == pytest.approx(0.1 * mu)
     y.sum().backward()
@@ -488,7 +488,7 @@ def test_shift_batchnorm_matches_reference_train_and_eval():
     bn.eval()
     ye = bn(x)
     inv = torch.tensor([ref_ap2(1 / math.sqrt(float(v) + bn.eps)) for v in bn.running_var], dtype=D)
-    sc = torch.tensor([ref_ap2(float(w)) for w in bn.weight], dtype=D)
+    sc = torch.tensor([ref_ap2(float(w)) for w in bn.weight.detach()], dtype=D)
     want = (x - bn.running_mean.reshape(1, 3, 1, 1)) * (inv * sc).reshape(1, 3, 1, 1) + bn.bias.reshape(1, 3, 1, 1)
     torch.testing.assert_close(ye, want.detach())
     b1 = ShiftBatchNorm1d(5)

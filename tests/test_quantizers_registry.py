@@ -44,6 +44,58 @@ DECLARED = {
 }
 
 
+def _tie(name, x, want, setup=None, **kw):
+    """(quantizer, input, expected output) at a tie or at sgn(0); ``setup(q)`` fixes learned state first."""
+
+    def case():
+        q = lb.quantizers.get(name, **kw)
+        if setup is not None:
+            setup(q)
+        return q, torch.tensor(x, dtype=torch.float64), want
+
+    return case
+
+
+def _lsq_step_one(q):
+    q(torch.ones(4, dtype=torch.float64))  # initialise, then fix s = 1
+    with torch.no_grad():
+        q.s.fill_(1.0)
+
+
+def _hwgq_thresholds():
+    c = lb.quantizers.get("hwgq").centers.to(torch.float64)
+    return ((c[:-1] + c[1:]) / 2).tolist(), c[:-1].tolist()
+
+
+# Each method's tie rule and sign of zero (spec §9), as one (q, x, want) case per registered name.
+TIES = {
+    "binary": _tie("binary", [0.0, -0.0, -1e-9], [1.0, 1.0, -1.0]),  # sgn(0) = +1
+    "binary_stochastic": _tie("binary_stochastic", [0.0, -0.5], [0.0, -0.5], setup=lambda q: q.eval()),
+    "sign": _tie("sign", [0.0, -0.0], [1.0, 1.0]),
+    "xnor": _tie("xnor", [[0.0, 2.0]], [1.0, 1.0]),  # α = 1, sgn(0) = +1
+    "twn": _tie("twn", [2.0, -2.0, 0.7, 0.3, 0.0, -1.0], [5 / 3, -5 / 3, 0.0, 0.0, 0.0, -5 / 3]),  # |w| = Δ -> 0
+    "ttq": _tie("ttq", [1.0, 0.05, -1.0, -0.05], [1.0, 0.0, -1.0, 0.0]),  # |w| = t·max|W| -> 0 (strict)
+    "dorefa_w": _tie("dorefa_w", [0.0, -2.0], [1.0, -1.0], bits=1),  # sgn(0) = +1, E = 1
+    "dorefa_a": _tie(
+        "dorefa_a", [0.5, 1 / 6, 0.5 / 3 * 5], [2 / 3, 0.0, 2 / 3], bits=2
+    ),  # half-even: 1.5->2, 0.5->0, 2.5->2
+    "hwgq": _tie("hwgq", _hwgq_thresholds()[0] + [0.0], _hwgq_thresholds()[1] + [0.0]),  # x = t -> lower level
+    "log2": _tie("log2", [2**-1.5, 2**0.5, 2**-0.5], [0.5, 2.0, 1.0], bits=2, fsr=2),  # half-up in log2
+    "lsq": _tie("lsq", [0.5, 1.5, 2.5, -0.5], [0.0, 2.0, 2.0, 0.0], setup=_lsq_step_one, bits=4),  # half-even
+    "pact": _tie("pact", [0.5, 1.5, 2.5], [0.0, 2.0, 2.0], bits=2, alpha=3.0),  # torch.round half-even
+    "pot": _tie("pot", [1.0, 0.75, 0.25, -0.75], [1.0, 1.0, 0.5, -1.0], bits=3),  # INQ ties up (away from 0)
+    "uniform": _tie("uniform", [0.5, -0.5, 1.5, -1.5], [1.0, 0.0, 2.0, -1.0], bits=3, step=1.0),  # floor(x+0.5)
+}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_tie_rule_and_sign_of_zero(name):
+    assert name in TIES, f"declare {name}'s tie rule in TIES"
+    q, x, want = TIES[name]()
+    q = q.double()
+    assert q(x).detach().reshape(-1).tolist() == pytest.approx(want, abs=1e-12)
+
+
 def bits_for(name: str) -> list[int]:
     ok = allowed_bits(name)
     return [b for b in TEST_BITS if b in ok]

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_data_speech import write_fsdd, write_timit
 
 from lowbit import INQ, tomlio
 from lowbit.experiments import speech as S
 from lowbit.experiments.registry import get_study, study_names
 from lowbit.models import create_model
-from test_data_speech import write_fsdd, write_timit
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -6,12 +6,11 @@ cfg = lb.QuantConfig(weight=lb.quantizers.get("uniform", bits=2),
 lb.quantize_(model, cfg)
 """
 
-from . import nn, quantizers
+from . import deploy, nn, quantizers
 from .api import calibrate, quantizable_layers, quantization_map, quantize_
 from .config import LayerRule, QuantConfig
-from .inq import INQ, INQWeight
-from . import deploy
 from .deploy import freeze, summary
+from .inq import INQ, INQWeight
 
 __version__ = "0.1.0"
 

@@ -22,7 +22,7 @@ from torch import nn
 
 from .api import _match_all, quantizable_layers, quantize_
 from .config import LayerRule, QuantConfig
-from .nn import QuantMixin
+from .nn import QUANT_TWINS, QuantMixin
 from .quantizers import Quantizer
 from .quantizers.pot import inq_exponents, inq_levels, inq_round
 
@@ -40,6 +40,9 @@ class INQWeight(Quantizer):
     kind = "weight"
     reference = "Zhou et al. 2017, INQ (arXiv 1702.03044); spec §1"
     min_bits = 2
+    # Holds one codebook/mask per parameter itself: a layer with several weight matrices (recurrent twins)
+    # uses this one instance for all of them instead of making per-parameter copies.
+    per_parameter_state = True
 
     def __init__(self, bits: int, names: Sequence[str] = ("weight",)):
         super().__init__(bits)
@@ -247,4 +250,8 @@ class INQ:
 
 
 def _weight_names(module: nn.Module) -> tuple[str, ...]:
+    # A float layer does not know its twin's weight names; twins with several (recurrent) say so via weight_names_of.
+    names_of = getattr(QUANT_TWINS.get(type(module)), "weight_names_of", None)
+    if names_of is not None:
+        return tuple(names_of(module))
     return tuple(getattr(module, "quant_weight_names", ("weight",)))

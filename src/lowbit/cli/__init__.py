@@ -10,7 +10,8 @@ import argparse
 import importlib
 import sys
 
-_MODULES: list[str] = ["reproduce", "run", "report", "quantizers", "summary", "export"]  # add a command by adding its module name here
+# add a command by adding its module name here
+_MODULES: list[str] = ["reproduce", "run", "report", "quantizers", "summary", "export"]
 
 
 class UsageError(Exception):

@@ -10,7 +10,7 @@ from . import UsageError
 
 
 def parse_shape(text: str | None) -> tuple[int, ...] | None:
-    """"1,2" or "1x3x32x32" -> a shape tuple; the error names the value."""
+    """ "1,2" or "1x3x32x32" -> a shape tuple; the error names the value."""
     if text is None:
         return None
     try:

@@ -7,7 +7,9 @@ Each quantized layer's weight quantizer is replaced by a ``FrozenWeight`` holdin
     scheme "uniform"   signed symmetric uniform, b >= 2 (spec §2.1): signed code c in [-L, L],  w = Δ·c
                        (Δ a scalar, or one per output channel)
     scheme "codebook"  any other quantizer with a finite level set: code = index into the sorted levels,
-                       ceil(log2(#levels)) bits, the codebook stored
+                       ceil(log2(#levels)) bits, the codebook stored. When it is smaller, one codebook per
+                       output channel (row of dim 0, padded to the longest): XNOR's ±α_c is then 1 bit plus
+                       two floats per channel instead of log2(2·C_out) bits
     scheme "float"     the quantizer's eval output is not a finite set (e.g. stochastic BinaryConnect
                        evaluates with real weights): the weight is kept as float32, 32 bits
 
@@ -56,6 +58,7 @@ class FrozenWeight(Quantizer):
     name = "frozen"
     kind = "weight"
     reference = "lowbit.deploy.freeze"
+    per_parameter_state = True  # one object holds every parameter's codes (recurrent twins: no per-name copies)
 
     def __init__(self, schemes: dict[str, dict[str, Any]]):
         bits = [min(s["bits"], 32) for s in schemes.values()]
@@ -65,7 +68,11 @@ class FrozenWeight(Quantizer):
             if s["scheme"] not in SCHEMES:
                 raise ValueError(f"frozen weight {n!r}: scheme={s['scheme']!r} is not one of {SCHEMES}")
             self.register_buffer(f"codes_{n}", torch.empty(0, dtype=codes_dtype(s["scheme"], s["bits"])))
-            aux = {"uniform": ("step", torch.float32), "pow2": ("exp", torch.int64), "codebook": ("codebook", torch.float32)}
+            aux = {
+                "uniform": ("step", torch.float32),
+                "pow2": ("exp", torch.int64),
+                "codebook": ("codebook", torch.float32),
+            }
             if s["scheme"] in aux:
                 a, dt = aux[s["scheme"]]
                 self.register_buffer(f"{a}_{n}", torch.empty(0, dtype=dt))
@@ -89,7 +96,10 @@ class FrozenWeight(Quantizer):
                 step = step.reshape((-1,) + (1,) * (len(shape) - 1))
             return step * c.reshape(shape).to(torch.float32)
         if s["scheme"] == "codebook":
-            return getattr(self, f"codebook_{name}")[c.long()].reshape(shape)
+            book = getattr(self, f"codebook_{name}")
+            if book.dim() == 2:  # one codebook per row of dim 0
+                return torch.gather(book, 1, c.long().reshape(book.shape[0], -1)).reshape(shape)
+            return book[c.long()].reshape(shape)
         return decode_pow2(c.long(), getattr(self, f"exp_{name}"), s["bits"]).reshape(shape)
 
 
@@ -130,8 +140,12 @@ def install(layer: nn.Module, fw: FrozenWeight) -> None:
         p = layer._parameters.pop(n, None)
         old = p if p is not None else layer._buffers.get(n)
         if old is not None and tuple(old.shape) != tuple(s["shape"]):
-            raise ValueError(f"frozen weight {n!r}: shape {tuple(s['shape'])} does not fit the layer's {tuple(old.shape)}")
-        layer.register_buffer(n, torch.zeros(tuple(s["shape"])) if old is None else old.detach().clone(), persistent=False)
+            raise ValueError(
+                f"frozen weight {n!r}: shape {tuple(s['shape'])} does not fit the layer's {tuple(old.shape)}"
+            )
+        layer.register_buffer(
+            n, torch.zeros(tuple(s["shape"])) if old is None else old.detach().clone(), persistent=False
+        )
     layer.weight_quant = fw
     layer.register_load_state_dict_post_hook(_refresh)
     _refresh(layer)
@@ -166,7 +180,10 @@ def _freeze_tensor(q: Quantizer, w: torch.Tensor, qw: torch.Tensor, name: str) -
 def _pow2(qw, e, bits, shape, src, exact):
     meta = {"scheme": "pow2", "bits": bits, "shape": shape, "source": src}
     if e is None:
-        return meta, {"codes": torch.zeros(shape, dtype=codes_dtype("pow2", bits)), "exp": torch.empty(0, dtype=torch.int64)}
+        return meta, {
+            "codes": torch.zeros(shape, dtype=codes_dtype("pow2", bits)),
+            "exp": torch.empty(0, dtype=torch.int64),
+        }
     exp = torch.tensor(e, dtype=torch.int64)
     field = encode_pow2(qw, e[0], e[1], bits)
     dec = decode_pow2(field, exp, bits)
@@ -193,8 +210,27 @@ def _codebook(q: Quantizer, w: torch.Tensor, qw: torch.Tensor, shape, src):
         book = torch.unique(flat)
         idx = torch.searchsorted(book, flat)
     bits = max(1, math.ceil(math.log2(book.numel())))
+    rows = _row_codebook(qw)
+    if rows is not None and rows[2] * qw.numel() + 32 * rows[0].numel() < bits * qw.numel() + 32 * book.numel():
+        rbook, ridx, rbits = rows
+        meta = {"scheme": "codebook", "bits": rbits, "shape": shape, "source": src}
+        return meta, {"codes": ridx.reshape(shape).to(codes_dtype("codebook", rbits)), "codebook": rbook}
     meta = {"scheme": "codebook", "bits": bits, "shape": shape, "source": src}
     return meta, {"codes": idx.reshape(shape).to(codes_dtype("codebook", bits)), "codebook": book}
+
+
+def _row_codebook(qw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int] | None:
+    """(codebooks (C, K), indices, bits) with one sorted codebook per row of dim 0, padded with its maximum."""
+    if qw.dim() < 2 or qw.shape[0] < 2:
+        return None
+    rows = qw.reshape(qw.shape[0], -1)
+    books = [torch.unique(r) for r in rows]
+    k = max(b.numel() for b in books)
+    if k > MAX_CODEBOOK:
+        return None
+    book = torch.stack([torch.cat([b, b[-1:].expand(k - b.numel())]) for b in books])
+    idx = torch.stack([torch.searchsorted(b, r) for b, r in zip(books, rows)])
+    return book, idx, max(1, math.ceil(math.log2(k)))
 
 
 def is_frozen(model: nn.Module) -> bool:
@@ -217,7 +253,9 @@ def freeze(model: nn.Module) -> nn.Module:
             for n in m.quant_weight_names:
                 w = getattr(m, n).detach()
                 qw = m.quantized_weight(n).detach().clone()
-                schemes[n], buffers[n] = _freeze_tensor(m.weight_quant, w, qw, n)
+                # recurrent twins keep one quantizer copy per matrix (``weight_quantizer``)
+                q = m.weight_quantizer(n) if hasattr(m, "weight_quantizer") else m.weight_quant
+                schemes[n], buffers[n] = _freeze_tensor(q, w, qw, n)
             fw = FrozenWeight(schemes)
             for n, bufs in buffers.items():
                 for k, v in bufs.items():

@@ -90,6 +90,18 @@ def _act_params(aq) -> tuple[float, int] | None:
     )
 
 
+def _uniform_codes(m: nn.Module) -> tuple[np.ndarray, np.ndarray] | None:
+    """(int8 codes, Δ) of a frozen uniform weight with b <= 8, else None."""
+    fw = getattr(m, "weight_quant", None)
+    if (
+        isinstance(fw, FrozenWeight)
+        and fw.schemes["weight"]["scheme"] == "uniform"
+        and fw.schemes["weight"]["bits"] <= 8
+    ):
+        return _np(fw.codes_weight).astype(np.int8), _np(fw.step_weight).astype(np.float32)
+    return None
+
+
 def _weight(b: _Builder, m: nn.Module, base: str) -> tuple[str, tuple[np.ndarray, np.ndarray] | None]:
     """(weight tensor name, (int8 codes, scale) when the weight is uniform int8, for the integer path)."""
     fw = getattr(m, "weight_quant", None)
@@ -100,8 +112,12 @@ def _weight(b: _Builder, m: nn.Module, base: str) -> tuple[str, tuple[np.ndarray
             step = _np(fw.step_weight).astype(np.float32)
             zp = np.zeros(step.shape, dtype=np.int8)
             attrs = {"axis": 0} if step.ndim == 1 else {}
-            w = b.node("DequantizeLinear", [b.const(codes, base + "_wq"), b.const(step, base + "_ws"),
-                                            b.const(zp, base + "_wz")], base, **attrs)
+            w = b.node(
+                "DequantizeLinear",
+                [b.const(codes, base + "_wq"), b.const(step, base + "_ws"), b.const(zp, base + "_wz")],
+                base,
+                **attrs,
+            )
             return w, (codes, step)
         return b.const(_np(fw.decode("weight")).astype(np.float32), base + "_w"), None
     if fw is not None:
@@ -114,12 +130,15 @@ def _layer(b: _Builder, m: nn.Module, x: str, base: str) -> str:
     xq = None
     if act is not None:
         step, bits = act
-        x = b.node("Clip", [x, b.const(np.float32(0.0), base + "_lo"), b.const(np.float32(step * (2**bits - 1)), base + "_hi")], base)
+        x = b.node(
+            "Clip",
+            [x, b.const(np.float32(0.0), base + "_lo"), b.const(np.float32(step * (2**bits - 1)), base + "_hi")],
+            base,
+        )
         sc, zp = b.const(np.float32(step), base + "_xs"), b.const(np.uint8(0), base + "_xz")
         xq = b.node("QuantizeLinear", [x, sc, zp], base)
         x = b.node("DequantizeLinear", [xq, sc, zp], base)
-    w, wint = _weight(b, m, base)
-    bias = None if m.bias is None else b.const(_np(m.bias).astype(np.float32), base + "_b")
+    wint = _uniform_codes(m)
     is_conv = isinstance(m, (nn.Conv1d, nn.Conv2d))
     if b.integer and xq is not None and wint is not None and (not is_conv or wint[1].ndim == 0):
         codes, wstep = wint
@@ -134,12 +153,14 @@ def _layer(b: _Builder, m: nn.Module, x: str, base: str) -> str:
         if is_conv:
             scale = scale.reshape((-1,) + (1,) * (codes.ndim - 2)) if scale.ndim else scale
         y = b.node("Mul", [y, b.const(scale, base + "_rs")], base)
-        if bias is not None:
+        if m.bias is not None:
             bias_arr = _np(m.bias).astype(np.float32)
             if is_conv:
                 bias_arr = bias_arr.reshape((-1,) + (1,) * (codes.ndim - 2))
             y = b.node("Add", [y, b.const(bias_arr, base + "_bb")], base)
         return y
+    w, _ = _weight(b, m, base)
+    bias = None if m.bias is None else b.const(_np(m.bias).astype(np.float32), base + "_b")
     if is_conv:
         return b.node("Conv", [x, w] + ([bias] if bias else []), base, **_conv_attrs(m))
     wt = b.node("Transpose", [w], base, perm=[1, 0])
@@ -248,6 +269,7 @@ def run_onnx(path: str | Path, x: np.ndarray, profile: bool = False) -> tuple[np
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
+    opts.log_severity_level = 3
     tmp = tempfile.mkdtemp()
     if profile:
         opts.enable_profiling = True
@@ -257,5 +279,7 @@ def run_onnx(path: str | Path, x: np.ndarray, profile: bool = False) -> tuple[np
     ops: list[str] = []
     if profile:
         events = json.loads(Path(sess.end_profiling()).read_text())
-        ops = sorted({e["args"]["op_name"] for e in events if e.get("cat") == "Node" and "op_name" in e.get("args", {})})
+        ops = sorted(
+            {e["args"]["op_name"] for e in events if e.get("cat") == "Node" and "op_name" in e.get("args", {})}
+        )
     return y, ops

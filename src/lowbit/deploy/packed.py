@@ -226,5 +226,8 @@ def _check_codes(model: nn.Module) -> None:
             c = getattr(fw, f"codes_{n}")
             if list(c.shape) != list(s["shape"]):
                 raise ValueError(f"{lname}.{n}: codes of shape {list(c.shape)}, expected {s['shape']}")
-            if s["scheme"] == "codebook" and c.numel() and int(c.max()) >= getattr(fw, f"codebook_{n}").numel():
+            book = getattr(fw, f"codebook_{n}", None)
+            if s["scheme"] == "codebook" and book.dim() == 2 and book.shape[0] != (s["shape"] or [1])[0]:
+                raise ValueError(f"{lname}.{n}: {book.shape[0]} row codebooks for {s['shape'][0]} rows")
+            if s["scheme"] == "codebook" and c.numel() and int(c.max()) >= book.shape[-1]:
                 raise ValueError(f"{lname}.{n}: code {int(c.max())} indexes past the codebook")

@@ -73,8 +73,8 @@ def shiftadd_conv2d(layer: nn.Conv2d, x_int: torch.Tensor) -> tuple[torch.Tensor
     for gi in range(g):
         xg = cols[:, gi * cin_g * kk : (gi + 1) * cin_g * kk, :].permute(0, 2, 1).reshape(-1, cin_g * kk)
         sl = slice(gi * cout_g, (gi + 1) * cout_g)
-        flat = lambda t: t[sl].reshape(cout_g, -1)  # noqa: E731
-        acc = _accumulate(xg, flat(sign), flat(nonzero), flat(k))  # (N·L, cout_g)
+        sg, nz, kg = (t[sl].reshape(cout_g, -1) for t in (sign, nonzero, k))
+        acc = _accumulate(xg, sg, nz, kg)  # (N·L, cout_g)
         out.append(acc.reshape(n, -1, cout_g).permute(0, 2, 1))
     return torch.cat(out, dim=1).reshape(n, layer.out_channels, ho, wo), n2
 

@@ -92,6 +92,17 @@ def _bits(m: nn.Module, attr: str) -> int | None:
     return q.bits if isinstance(q, Quantizer) else None
 
 
+def _rnn_macs_per_step(m: nn.RNNBase) -> int:
+    """Σ over layers and directions of gates·H·(I_l + H) (projection-free; LSTM 4 gates, GRU 3, RNN 1)."""
+    gates = {"LSTM": 4, "GRU": 3}.get(m.mode, 1)
+    dirs = 2 if m.bidirectional else 1
+    total = 0
+    for layer in range(m.num_layers):
+        i = m.input_size if layer == 0 else m.hidden_size * dirs
+        total += dirs * gates * m.hidden_size * (i + m.hidden_size)
+    return total
+
+
 def _count_macs(model: nn.Module, example: Any, precision: dict[str, str]) -> dict[str, dict[str, int]]:
     macs: dict[str, dict[str, int]] = {}
     handles = []
@@ -99,7 +110,16 @@ def _count_macs(model: nn.Module, example: Any, precision: dict[str, str]) -> di
     def hook(mod, args, out, name):
         x = args[0]
         n = x.shape[0] if x.dim() > 1 else 1
-        if isinstance(mod, nn.Linear):
+        if isinstance(mod, nn.RNNBase):
+            if not isinstance(x, torch.Tensor):
+                return  # a PackedSequence: lengths vary per example
+            n, steps = (
+                (x.shape[0], x.shape[1])
+                if mod.batch_first and x.dim() == 3
+                else (x.shape[-2] if x.dim() == 3 else 1, x.shape[0])
+            )
+            per = steps * _rnn_macs_per_step(mod) * n
+        elif isinstance(mod, nn.Linear):
             per = out.numel() * mod.in_features
         else:
             per = out.numel() * (mod.in_channels // mod.groups) * math.prod(mod.kernel_size)
@@ -107,7 +127,7 @@ def _count_macs(model: nn.Module, example: Any, precision: dict[str, str]) -> di
         d[precision[name]] = d.get(precision[name], 0) + per // max(n, 1)
 
     for name, m in model.named_modules():
-        if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+        if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.RNNBase)):
             handles.append(m.register_forward_hook(lambda mod, a, o, name=name: hook(mod, a, o, name)))
     try:
         with torch.no_grad():
@@ -140,7 +160,9 @@ def summary(model: nn.Module, input_example: Any = None) -> SummaryTable:
         # per floating-point element (integer buffers as stored); quantizer state is lowbit's overhead
         tensors = [*m.named_parameters(recurse=False), *m.named_buffers(recurse=False)]
         kept = [t for bn, t in tensors if bn not in weights and bn not in m._non_persistent_buffers_set]
-        f32[n] = 4 * sum(weights.values()) + sum(t.numel() * (4 if t.is_floating_point() else t.element_size()) for t in kept)
+        f32[n] = 4 * sum(weights.values()) + sum(
+            t.numel() * (4 if t.is_floating_point() else t.element_size()) for t in kept
+        )
     precision = {}
     for n, m in frozen.named_modules():
         wb, ab = _bits(m, "weight_quant"), _bits(m, "act_quant")

@@ -28,7 +28,6 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from .. import tomlio
 from ..data.isbi import TEST_IDS, TRAIN_IDS, load_isbi, random_tiles
 from ..inq import INQWeight
 from ..metrics.segmentation import SegmentationScores, label_objects
@@ -38,6 +37,7 @@ from ..train import TrainConfig, fit, fit_inq
 from ..train.checkpoint import atomic_write_text
 from .jobs import Job, run_jobs
 from .registry import register_study
+from .runfolder import start_run_folder
 
 PORTIONS = (0.5, 0.75, 0.875, 1.0)
 
@@ -262,11 +262,7 @@ def run(
     out = Path(out)
     root = str(root) if root is not None else None
     cfg = study_config(scale, root)
-    cfg_path = out / "config.toml"
-    if resume and cfg_path.exists() and cfg_path.read_text() != tomlio.dumps(cfg):
-        raise ValueError(f"{cfg_path} was written by a different configuration; resume with the same --scale")
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(cfg_path, tomlio.dumps(cfg))
+    start_run_folder(out, cfg, resume)
     if root is None:
         from ..data.isbi import default_root
 

@@ -44,6 +44,7 @@ from ..train.checkpoint import atomic_write_text  # noqa: E402
 from ..train.loop import epoch_batches  # noqa: E402
 from .datasets import build_dataset  # noqa: E402
 from .report import Figure, Report, Table  # noqa: E402
+from .runfolder import start_run_folder  # noqa: E402
 
 INQ_KEYS = {"bits", "portions", "strategy"}
 
@@ -115,11 +116,7 @@ def run_experiment(cfg: ExperimentConfig, out: Path, resume: bool = False, progr
     model = create_model(cfg.model["name"], **model_kwargs)
     if cfg.quant is not None:
         plan(model, cfg.quant)
-    cfg_path = out / "config.toml"
-    if resume and cfg_path.exists() and cfg_path.read_text() != text:
-        raise ValueError(f"{cfg_path} was written by a different configuration; start a new run folder")
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(cfg_path, text)
+    start_run_folder(out, {"experiment": cfg.to_dict()}, resume)
     hist = {
         "float": fit(model, train, cfg.train, run_dir=out / "float", resume=resume, progress=progress, desc="float")
     }

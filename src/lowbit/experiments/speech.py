@@ -79,7 +79,7 @@ class Scale:
 SCALES = {
     "tiny": Scale(24, 12, 16, 1, 1, 2, 1, bits=(2, 9), small_bits=(4,), small_seeds=1, timit_epochs=1, timit_bits=(8,)),
     "default": Scale(
-        480, 200, 96, 20, 1, 7, 3, small_seeds=2, batch_size=16, lr=3e-3, inq_lr=1e-3, hop_ms=30.0, timit_epochs=20
+        320, 200, 96, 15, 1, 7, 2, small_seeds=2, batch_size=16, lr=3e-3, inq_lr=1e-3, hop_ms=30.0, timit_epochs=15
     ),
     "paper": Scale(
         6000, 1000, 1024, 60, 5, 7, 3, small_seeds=3, batch_size=32, context=9, hop_ms=10.0, timit_epochs=100

@@ -30,6 +30,7 @@ from ..train.checkpoint import atomic_write_text
 from ..train.loop import load_model_state
 from .jobs import Job, load_result, run_jobs
 from .registry import register_study
+from .runfolder import start_run_folder
 from .spirals_report import build_report
 
 MODELS = {  # name -> (width, depth, residual)
@@ -198,16 +199,7 @@ def run(out: Path, scale: str = "default", resume: bool = False, workers: int = 
     sc = SCALES[scale]
     out = Path(out)
     cfg = study_config(scale)
-    cfg_path = out / "config.toml"
-    if resume and cfg_path.exists():
-        old = cfg_path.read_text()
-        if old != tomlio.dumps(cfg):
-            raise ValueError(
-                f"{cfg_path} was written by a different configuration; resume it with the same "
-                "--scale, or start a new --out"
-            )
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(cfg_path, tomlio.dumps(cfg))
+    start_run_folder(out, cfg, resume)
     # biggest jobs first, so the two workers finish together
     order = sorted(sc.models, key=lambda m: -(MODELS[m][0] ** 2) * MODELS[m][1])
     jobs = [

@@ -14,7 +14,9 @@ Activations (``act_quant``), when configured, quantize the two operands of the r
     x̂^(k)    = Q_in,k(x^(k))          the input sequence of layer k (shared by both directions)
     ĥ_{t-1}  = Q_h,k,d(h_{t-1})       the hidden state fed back into W_hh at every step
 
-and nothing else: the gate pre-activations, sigmoid/tanh outputs and the LSTM cell state c_t stay float.
+(a hidden-state copy first sees, once, a float-state run of the first batch, so that a calibrating quantizer
+does not fix its step on an all-zero h_0; see ``recurrent_loop._direction``) and nothing else: the gate
+pre-activations, sigmoid/tanh outputs and the LSTM cell state c_t stay float.
 Those are element-wise operations that fixed-point recurrent kernels keep at higher precision (e.g. 16-bit
 cell state), while the matmul operands are what low-bit hardware multiplies. Each role gets its own copy of
 the act template (``act_quants["input_l0"]``, ``act_quants["hidden_l0_reverse"]``, ...). Note that h lies in
@@ -65,6 +67,7 @@ class _QuantRNNBase(QuantMixin):
             super().__setattr__("weight_quants", _copies(value, self.quant_weight_names))
         elif name == "act_quant":
             super().__setattr__("act_quants", _copies(value, self._act_roles()))
+            self.__dict__.pop("_warmed_act_roles", None)  # new copies: show each its first float-state run again
 
     def _act_roles(self) -> tuple[str, ...]:
         sfx = ("", "_reverse") if self.bidirectional else ("",)
@@ -126,6 +129,9 @@ class _QuantRNNBase(QuantMixin):
 
     def _fused_forward(self, input, hx):
         """torch's own forward (packing, hx checks, _VF kernel) with the quantized matrices in ``_flat_weights``."""
+        # torch re-reads the Parameters when its weak refs are stale (after adopt_parameters, functional_call);
+        # do that first, or it would overwrite the quantized list below with the float weights.
+        self._update_flat_weights()
         quantized = set(self.quant_weight_names) if self.weight_quant is not None else set()
         flat = [self.quantized_weight(n) if n in quantized else getattr(self, n) for n in self._flat_weights_names]
         saved = self._flat_weights

@@ -100,7 +100,10 @@ class DoReFaAct(Quantizer):
 
 
 def quantize_grad_tensor(g: torch.Tensor, bits: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """DoReFa's stochastic k-bit gradient quantizer f_γ^k (paper Eq. 12, tensorpack ``fg``), per example."""
+    """DoReFa's stochastic k-bit gradient quantizer f_γ^k (paper Eq. 12, tensorpack ``fg``), per example.
+
+    ``generator`` (optional, for reproducible noise) must live on ``g``'s device.
+    """
     if g.dim() == 0 or g.numel() == 0:
         return g
     n = 2**bits - 1

@@ -24,7 +24,7 @@ CENTERS = {"2": (0.538, 1.076, 1.614), "2n": (0.453, 1.51)}
 def hwgq_quantize(x: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
     """Forward value (no gradient): the level of the half-open bin (t_i, t_{i+1}] holding x."""
     thr = (centers[:-1] + centers[1:]) / 2  # t_2 .. t_m
-    idx = torch.bucketize(x, thr, right=False)  # number of thresholds strictly below x: x == t -> lower bin
+    idx = torch.bucketize(x.contiguous(), thr, right=False)  # count of thresholds < x: x == t -> lower bin
     return torch.where(x > 0, centers[idx], torch.zeros_like(x))
 
 

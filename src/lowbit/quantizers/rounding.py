@@ -26,11 +26,14 @@ def sgn(x: torch.Tensor) -> torch.Tensor:
 
 
 def ste(x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-    """Forward q, backward identity to x."""
-    return x + (q - x).detach()
+    """Forward exactly q, backward identity to x.
+
+    Written as q + (x - x.detach()) rather than x + (q - x).detach(): the latter can land an ulp away from q.
+    """
+    return q + (x - x.detach())
 
 
 def ste_clipped(x: torch.Tensor, q: torch.Tensor, lo: torch.Tensor | float, hi: torch.Tensor | float) -> torch.Tensor:
     """Forward q, backward 1_{lo <= x <= hi} (torch.clamp passes the gradient on the closed interval)."""
     xc = torch.clamp(x, lo, hi)
-    return xc + (q - xc).detach()
+    return q + (xc - xc.detach())
