@@ -259,3 +259,22 @@ def test_pact_fast_path_equals_reference_values_and_gradients(bits):
     y2.backward(g)
     assert torch.equal(x.grad, x2.grad)
     assert float(a1.grad) == pytest.approx(float(a2.grad), rel=1e-5)
+
+
+@pytest.mark.parametrize("bits", [1, 2, 4, 8])
+def test_uniform_activation_fast_path_equals_straightforward(bits):
+    """The fused unsigned path gives the same values and gradients as the plain autograd composition."""
+    q = lb.quantizers.get("uniform", bits=bits, signed=False)
+    x = (torch.randn(5000) * 2).requires_grad_()
+    x2 = x.detach().clone().requires_grad_()
+    y = q(x)
+    step = q.step
+    beta = float(step) * (2**bits - 1)
+    ref = uniform_quantize(x2.detach(), step, bits, signed=False)
+    xc = torch.clamp(x2, 0.0, beta)
+    y2 = ref + (xc - xc.detach())
+    assert torch.equal(y, y2)
+    g = torch.randn(5000)
+    y.backward(g)
+    y2.backward(g)
+    assert torch.equal(x.grad, x2.grad)

@@ -94,6 +94,25 @@ def asym_quantize(x: torch.Tensor, step: torch.Tensor, z: torch.Tensor, bits: in
     return step * (torch.clamp(round_half_up(x / step) + z, 0, 2**bits - 1) - z)
 
 
+class _UnsignedActFn(torch.autograd.Function):
+    """Per-tensor unsigned activation quantizer in one buffer: the forward runs the same operations as
+    ``uniform_quantize`` (so the values are identical) in place; the backward is 1_{0 <= x <= β}·g.
+
+    The hot path of activation quantization: about half the memory passes of the autograd composition.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, step: float, hi: int) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        ctx.beta = step * hi
+        return torch.div(x, step).add_(0.5).floor_().clamp_(0, hi).mul_(step)
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):
+        (x,) = ctx.saved_tensors
+        return torch.where((x >= 0) & (x <= ctx.beta), g, 0.0), None, None
+
+
 def _ste_mask(x: torch.Tensor, q: torch.Tensor, inside: torch.Tensor) -> torch.Tensor:
     """Forward exactly q; gradient 1 where ``inside`` (a closed interval: min/max would split ties 0.5/0.5)."""
     xm = torch.where(inside, x, x.detach())
@@ -206,14 +225,15 @@ class UniformQuantizer(Quantizer):
         if not self.symmetric:
             return self._forward_asym(x)
         step = self.current_step(x)
+        if not self.signed and not self.per_channel:
+            return _UnsignedActFn.apply(x, float(step), 2**self.bits - 1)
         q = uniform_quantize(x.detach(), step, self.bits, self.signed)
         if self.signed:
             return q + (x - x.detach())  # identity STE; forward exactly q (rounding.ste's x + (q - x) is off by ulps)
         if self.per_channel:
             hi = step * (2**self.bits - 1)
             return _ste_mask(x, q, (x >= 0) & (x <= hi))
-        xc = torch.clamp(x, 0.0, float(step) * (2**self.bits - 1))  # STE 1_{0 <= x <= β}, forward exactly q
-        return q + (xc - xc.detach())
+        raise AssertionError("unreachable: per-tensor unsigned takes the fused path above")
 
     def levels(self, x: torch.Tensor) -> torch.Tensor:
         if not self.symmetric or self.per_channel:
