@@ -271,7 +271,9 @@ def ensembles(out: Path, sc: Scale, texts: list[str]) -> dict[str, dict[int, dic
     """WER of the first-N-members ensemble (N = 1..members), float and INQ-``ensemble_bits`` members."""
     res: dict[str, dict[int, dict]] = {}
     for kind in ("float", f"inq{sc.ensemble_bits}"):
-        probs = [torch.load(out / "jobs" / f"member{k}" / f"probs_{kind}.pt", weights_only=True) for k in range(sc.members)]
+        probs = [
+            torch.load(out / "jobs" / f"member{k}" / f"probs_{kind}.pt", weights_only=True) for k in range(sc.members)
+        ]
         res[kind] = {}
         for n in range(1, sc.members + 1):
             avg = [average_probs([p[i] for p in probs[:n]]) for i in range(len(texts))]
