@@ -278,3 +278,14 @@ def test_uniform_activation_fast_path_equals_straightforward(bits):
     y.backward(g)
     y2.backward(g)
     assert torch.equal(x.grad, x2.grad)
+
+
+@pytest.mark.parametrize("bits", [2, 3, 4, 8])
+def test_uniform_weight_fast_path_equals_straightforward(bits):
+    q = lb.quantizers.get("uniform", bits=bits)
+    w = torch.randn(64, 33).requires_grad_()
+    y = q(w)
+    assert torch.equal(y, uniform_quantize(w.detach(), q.step, bits, signed=True))
+    g = torch.randn(64, 33)
+    y.backward(g)
+    assert torch.equal(w.grad, g)  # identity STE

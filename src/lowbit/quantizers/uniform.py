@@ -113,6 +113,19 @@ class _UnsignedActFn(torch.autograd.Function):
         return torch.where((x >= 0) & (x <= ctx.beta), g, 0.0), None, None
 
 
+class _SignedWeightFn(torch.autograd.Function):
+    """Per-tensor signed (weight) quantizer with the identity STE as one autograd node: same operations as
+    ``uniform_quantize`` in place on one buffer (identical values), gradient passed through unchanged."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, step: float, hi: int) -> torch.Tensor:
+        return torch.div(x, step).add_(0.5).floor_().clamp_(-hi, hi).mul_(step)
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):
+        return g, None, None
+
+
 def _ste_mask(x: torch.Tensor, q: torch.Tensor, inside: torch.Tensor) -> torch.Tensor:
     """Forward exactly q; gradient 1 where ``inside`` (a closed interval: min/max would split ties 0.5/0.5)."""
     xm = torch.where(inside, x, x.detach())
@@ -225,8 +238,11 @@ class UniformQuantizer(Quantizer):
         if not self.symmetric:
             return self._forward_asym(x)
         step = self.current_step(x)
-        if not self.signed and not self.per_channel:
-            return _UnsignedActFn.apply(x, float(step), 2**self.bits - 1)
+        if not self.per_channel:
+            if not self.signed:
+                return _UnsignedActFn.apply(x, float(step), 2**self.bits - 1)
+            if self.bits > 1:
+                return _SignedWeightFn.apply(x, float(step), 2 ** (self.bits - 1) - 1)
         q = uniform_quantize(x.detach(), step, self.bits, self.signed)
         if self.signed:
             return q + (x - x.detach())  # identity STE; forward exactly q (rounding.ste's x + (q - x) is off by ulps)
