@@ -40,7 +40,7 @@ def test_registered():
 def test_weight_memory_hand_count():
     m = create_model("vgg_small5", width=1 / 16, fc_hidden=32)
     params = sum(p.numel() for p in m.parameters())
-    assert C.weight_memory(m) == {"params": params, "bits": 32 * params}
+    assert C.weight_memory(m) == {"params": params, "bits": 32 * params, "float_bits": 32 * params}
     for _ in INQ(m, bits=4):
         pass
     qw = sum(x.weight.numel() for x in m.modules() if isinstance(x, (torch.nn.Conv2d, torch.nn.Linear)))

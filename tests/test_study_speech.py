@@ -25,9 +25,9 @@ def test_registered():
 def test_weight_memory_hand_count():
     m = create_model("deepspeech", n_input=4, n_hidden=3, n_classes=2)
     # weights: 4*3 + 3*3 + 3*3 + (w4, wf, wb) 3*3*3 + 3*3 + 3*2 = 72; biases: 3+3+3+3+3+2 = 17
-    assert S.weight_memory(m) == {"params": 89, "bits": 89 * 32}
+    assert S.weight_memory(m) == {"params": 89, "bits": 89 * 32, "float_bits": 89 * 32}
     INQ(m, bits=5)
-    assert S.weight_memory(m) == {"params": 89, "bits": 72 * 5 + 17 * 32}
+    assert S.weight_memory(m) == {"params": 89, "bits": 72 * 5 + 17 * 32, "float_bits": 89 * 32}
 
 
 def test_config_file_matches_default_scale():

@@ -34,7 +34,6 @@ from safetensors.torch import load_file, save_file
 
 from .. import tomlio
 from ..data import transforms as T
-from ..inq import INQWeight
 from ..metrics.classification import top1_accuracy
 from ..models import create_model
 from ..serialize import load_model, save_model
@@ -42,6 +41,7 @@ from ..train import TrainConfig, fit, fit_inq
 from ..train.checkpoint import atomic_write_text
 from ..train.ensemble import average_probs
 from .jobs import Job, run_jobs
+from .memory import weight_memory
 from .registry import register_study
 
 PORTIONS = (0.5, 0.75, 0.875, 1.0)
@@ -185,18 +185,6 @@ def _loss(augment: bool):
 
 
 # ---------------------------------------------------------------- jobs
-
-
-def weight_memory(model: torch.nn.Module) -> dict[str, int]:
-    """Stored weight bits: b per parameter of an INQ-quantized weight, 32 per other (float) parameter."""
-    qbits: dict[int, int] = {}
-    for m in model.modules():
-        wq = getattr(m, "weight_quant", None)
-        if isinstance(wq, INQWeight):
-            for n in wq.param_names:
-                qbits[id(getattr(m, n))] = wq.bits
-    params = sum(p.numel() for p in model.parameters())
-    return {"params": params, "bits": sum(p.numel() * qbits.get(id(p), 32) for p in model.parameters())}
 
 
 @torch.no_grad()

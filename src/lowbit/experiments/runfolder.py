@@ -18,8 +18,10 @@ def start_run_folder(out: str | Path, cfg: dict, resume: bool) -> Path:
     text = tomlio.dumps(cfg)
     cfg_path = out / "config.toml"
     if resume and cfg_path.exists() and cfg_path.read_text() != text:
-        raise ValueError(f"{cfg_path} was written by a different configuration; resume it with the same "
-                         "settings (e.g. the same --scale), or start a new --out")
+        raise ValueError(
+            f"{cfg_path} was written by a different configuration; resume it with the same "
+            "settings (e.g. the same --scale), or start a new --out"
+        )
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(cfg_path, text)
     return out

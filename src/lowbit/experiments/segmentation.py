@@ -29,13 +29,13 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..data.isbi import TEST_IDS, TRAIN_IDS, load_isbi, random_tiles
-from ..inq import INQWeight
 from ..metrics.segmentation import SegmentationScores, label_objects
 from ..models import create_model
 from ..serialize import load_model, save_model
 from ..train import TrainConfig, fit, fit_inq
 from ..train.checkpoint import atomic_write_text
 from .jobs import Job, run_jobs
+from .memory import weight_memory
 from .registry import register_study
 from .runfolder import start_run_folder
 
@@ -103,19 +103,6 @@ SCALES = {
 }
 
 MODEL_NAMES = {"full": "fcn_sa", "half": "fcn_sa_half"}
-
-
-def weight_memory(model: torch.nn.Module) -> dict[str, int]:
-    """Stored weight bits: b per parameter of an INQ-quantized weight, 32 per other parameter (float)."""
-    qbits: dict[int, int] = {}
-    for m in model.modules():
-        wq = getattr(m, "weight_quant", None)
-        if isinstance(wq, INQWeight):
-            for n in wq.param_names:
-                qbits[id(getattr(m, n))] = wq.bits
-    total = sum(p.numel() * qbits.get(id(p), 32) for p in model.parameters())
-    params = sum(p.numel() for p in model.parameters())
-    return {"params": params, "bits": total, "float_bits": 32 * params}
 
 
 def _data(sc: Scale, root: str | None):

@@ -27,7 +27,6 @@ from .. import tomlio
 from ..data import fsdd, timit
 from ..data.features import FeatureConfig, utterance_features
 from ..data.speech_collate import speech_collate
-from ..inq import INQWeight
 from ..metrics.speech import per, wer
 from ..models import create_model
 from ..models.deepspeech import ctc_loss, greedy_decode
@@ -37,6 +36,7 @@ from ..train.checkpoint import atomic_write_text
 from ..train.ensemble import average_probs
 from ..train.loop import load_model_state
 from .jobs import Job, load_result, run_jobs
+from .memory import weight_memory
 from .registry import register_study
 from .report import Figure, Report, Table, mean_std
 
@@ -139,20 +139,6 @@ def decode_probs(probs: list[torch.Tensor]) -> list[list[int]]:
 
 def digits_wer(probs: list[torch.Tensor], texts: list[str]) -> float:
     return wer([fsdd.decode(s) for s in decode_probs(probs)], texts)
-
-
-def weight_memory(model: torch.nn.Module) -> dict[str, int]:
-    """Stored bits: b per INQ-quantized weight, 32 per other (float) parameter (computed here, see report)."""
-    qbits: dict[int, int] = {}
-    for m in model.modules():
-        wq = getattr(m, "weight_quant", None)
-        if isinstance(wq, INQWeight):
-            for n in wq.param_names:
-                qbits[id(getattr(m, n))] = wq.bits
-    return {
-        "params": sum(p.numel() for p in model.parameters()),
-        "bits": sum(p.numel() * qbits.get(id(p), 32) for p in model.parameters()),
-    }
 
 
 def _cfgs(sc: Scale, seed: int) -> tuple[TrainConfig, TrainConfig]:
