@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/lowbit reproduce spirals --out runs/spirals $(ARGS)
+	$(BIN)/lowbit reproduce spirals --out runs/spirals --resume $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
