@@ -43,6 +43,7 @@ from ..train.ensemble import average_probs
 from .jobs import Job, run_jobs
 from .memory import weight_memory
 from .registry import register_study
+from .runfolder import start_run_folder
 
 PORTIONS = (0.5, 0.75, 0.875, 1.0)
 MODEL_NAMES = {"vgg16": "vgg16", "small5": "vgg_small5", "small8": "vgg_small8"}
@@ -585,11 +586,7 @@ def run(
     out = Path(out)
     root = str(root) if root is not None else None
     cfg = study_config(scale, root)
-    cfg_path = out / "config.toml"
-    if resume and cfg_path.exists() and cfg_path.read_text() != tomlio.dumps(cfg):
-        raise ValueError(f"{cfg_path} was written by a different configuration; resume with the same --scale")
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(cfg_path, tomlio.dumps(cfg))
+    start_run_folder(out, cfg, resume)
     # fail now with a clear message if the data is absent; also extracts/decodes the cache once, before workers
     _, test, _, _ = prepared(sc, root)
     floats, inqs = plan(sc, scale, out, root)

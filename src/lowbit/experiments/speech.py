@@ -39,6 +39,7 @@ from .jobs import Job, load_result, run_jobs
 from .memory import weight_memory
 from .registry import register_study
 from .report import Figure, Report, Table, mean_std
+from .runfolder import start_run_folder
 
 PAPER = {  # seed Tables 8-10 (Deep Speech on TIMIT, "error rate %")
     "float": 48.13,
@@ -468,11 +469,7 @@ def run(out: Path, scale: str = "default", resume: bool = False, workers: int = 
     sc = SCALES[scale]
     out = Path(out)
     cfg = study_config(scale)
-    cfg_path = out / "config.toml"
-    if resume and cfg_path.exists() and cfg_path.read_text() != tomlio.dumps(cfg):
-        raise ValueError(f"{cfg_path} was written by a different configuration; resume with the same --scale")
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(cfg_path, tomlio.dumps(cfg))
+    start_run_folder(out, cfg, resume)
     prepare_data(out, sc)
     jobs = []
     if sc.timit_epochs:
