@@ -43,6 +43,10 @@ class QuantMixin:
         self.weight_quant = weight_quant
         self.act_quant = act_quant
 
+    def weight_quantizer(self, name: str = "weight") -> Quantizer | None:
+        """The quantizer applied to weight ``name`` (recurrent twins keep one copy per matrix)."""
+        return self.weight_quant
+
     def quantized_weight(self, name: str = "weight") -> torch.Tensor:
         """The weight as the forward pass uses it (fake-quantized, straight-through).
 
@@ -50,7 +54,7 @@ class QuantMixin:
         state changes (tensor version counters), so inference quantizes each weight once.
         """
         w = getattr(self, name)
-        q = self.weight_quant
+        q = self.weight_quantizer(name)
         if q is None:
             return w
         if self.training or torch.is_grad_enabled():

@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from ..quantizers import Quantizer
-from .qmodule import QuantMixin, _state_key, adopt_parameters, register_twin
+from .qmodule import QuantMixin, adopt_parameters, register_twin
 from .recurrent_loop import recurrent_loop
 
 
@@ -101,22 +101,6 @@ class _QuantRNNBase(QuantMixin):
         if q is None or getattr(q, "per_parameter_state", False):
             return q
         return self.weight_quants[name]
-
-    def quantized_weight(self, name: str = "weight_ih_l0") -> torch.Tensor:
-        """Weight matrix ``name`` as the forward uses it; cached in eval mode without autograd (as QuantMixin)."""
-        w = getattr(self, name)
-        q = self.weight_quantizer(name)
-        if q is None:
-            return w
-        if self.training or torch.is_grad_enabled():
-            return q(w)
-        cache = self.__dict__.setdefault("_wq_cache", {})
-        hit = cache.get(name)
-        if hit is not None and hit[0] == _state_key(w, q):
-            return hit[1]
-        value = q(w)
-        cache[name] = (_state_key(w, q), value)
-        return value
 
     def quantize_act(self, role: str, x: torch.Tensor) -> torch.Tensor:
         """Apply the activation quantizer copy of ``role`` ("input_l0", "hidden_l1_reverse", ...)."""
