@@ -3,9 +3,9 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-EXTRAS := dev,audio,deploy
+EXTRAS := dev,audio,deploy,segmentation,digits
 
-.PHONY: run test lint format bench clean
+.PHONY: run test core-check lint format bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -17,11 +17,16 @@ run: $(STAMP)
 	$(BIN)/lowbit reproduce spirals --out runs/spirals --resume $(ARGS)
 
 test: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks .ci
 	$(BIN)/python -m pytest $(ARGS)
 
+# the core install alone (no extras) in a fresh temporary venv: import, --help, reproduce --list, quantize_, fit,
+# INQ, summary, packed files; features that need an extra fail with one line naming it (about a minute)
+core-check:
+	PY=$(PY) .ci/core_check.sh
+
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks .ci
 	$(BIN)/ruff format --check src tests benchmarks
 
 format: $(STAMP)

@@ -36,7 +36,7 @@ def test_swaps_exactly_the_quantizable_layers_and_keeps_parameters():
     assert isinstance(m[0], QuantConv2d) and isinstance(m[2], QuantConv2d) and m[2].groups == 8
     assert isinstance(m[6], QuantLinear) and isinstance(m[8], QuantLinear)
     assert isinstance(m[1], nn.ReLU) and isinstance(m[5], nn.Flatten)
-    assert m[2].weight is w0  # same Parameter object: optimizers made before the swap keep working
+    assert m[2].weight is w0  # same Parameter object: an optimizer made before the swap still updates it
     assert m(torch.randn(2, 3, 4, 4)).shape == (2, 3)
 
 
@@ -148,3 +148,75 @@ def test_eval_mode_caches_quantized_weights_until_weights_change():
     m.train()
     m(x).sum().backward()  # training always recomputes, with gradients
     assert calls["n"] == 3 and m[0].weight.grad is not None
+
+
+def test_model_input_stays_float_unless_the_config_asks():
+    pact = lb.quantizers.get("pact", bits=2, alpha=1.0)
+    m = lb.quantize_(cnn(), lb.QuantConfig(weight=u(2), act=pact))
+    qmap = lb.quantization_map(m)
+    assert qmap["0"]["act"] is None and qmap["2"]["act"]["name"] == "pact" and qmap["8"]["act"] is not None
+    x = -torch.rand(2, 3, 4, 4)  # all negative: PACT on the input would make it all zeros
+    assert not torch.equal(m(x), m(torch.zeros_like(x)))
+    m = lb.quantize_(cnn(), lb.QuantConfig(weight=u(2), act=pact, quantize_input=True))
+    assert lb.quantization_map(m)["0"]["act"]["name"] == "pact"
+    assert torch.equal(m(x), m(torch.zeros_like(x)))  # the documented hazard, when asked for
+    rule = lb.LayerRule(weight=u(8), act=lb.quantizers.get("uniform", bits=8, signed=True))
+    m = lb.quantize_(cnn(), lb.QuantConfig(weight=u(2), act=pact, rules={"first": rule}))
+    assert lb.quantization_map(m)["0"]["act"]["signed"] is True  # an explicit rule still applies
+    d = lb.QuantConfig(act=pact, quantize_input=True).to_dict()
+    assert lb.QuantConfig.from_dict(d).quantize_input is True
+    with pytest.raises(TypeError, match="quantize_input='yes'"):
+        lb.QuantConfig(quantize_input="yes")
+
+
+def _pact_lsq_cfg():
+    return lb.QuantConfig(weight=lb.quantizers.get("lsq", bits=4), act=lb.quantizers.get("pact", bits=4))
+
+
+def test_optimizer_built_before_the_swap_is_warned_about_and_can_be_fixed():
+    m = cnn()
+    opt = torch.optim.SGD(m.parameters(), lr=0.1)
+    n_before = len(list(m.parameters()))
+    lb.quantize_(m, _pact_lsq_cfg())
+    new = lb.quantizer_parameters(m)
+    assert len(new) == 4 + 3  # 4 LSQ steps, 3 PACT α (the model input stays float)
+    assert len(list(m.parameters())) == n_before + len(new)
+    with pytest.warns(UserWarning, match="not 7 quantizer parameter tensor"):
+        missing = lb.check_optimizer(m, opt)
+    assert [id(p) for p in missing] == [id(p) for p in new]
+    # the fix: hand the optimizer to quantize_, which adds the new parameters as one group
+    m2 = cnn()
+    opt2 = torch.optim.SGD(m2.parameters(), lr=0.1)
+    lb.quantize_(m2, _pact_lsq_cfg(), optimizer=opt2)
+    assert len(opt2.param_groups) == 2 and lb.check_optimizer(m2, opt2) == []
+    alpha = m2[2].act_quant.alpha
+    before = float(alpha.detach())
+    m2(torch.randn(4, 3, 4, 4) * 100).sum().backward()  # inputs far above α: α gets a gradient
+    opt2.step()
+    assert float(alpha.detach()) != before
+    with pytest.raises(TypeError, match="optimizer must be a torch.optim.Optimizer"):
+        lb.quantize_(cnn(), _pact_lsq_cfg(), optimizer=[1])
+
+
+def test_load_float_state_dict_into_quantized_twin():
+    torch.manual_seed(0)
+    float_model = cnn()
+    sd = float_model.state_dict()
+    q = lb.quantize_(cnn(), lb.QuantConfig(weight=u(2), act=lb.quantizers.get("pact", bits=4)))
+    x = torch.randn(2, 3, 4, 4)
+    q(x)  # the uniform steps are now set from q's own (random) weights
+    with pytest.raises(RuntimeError, match="Missing key"):
+        q.load_state_dict(sd)  # plain strict loading fails on the quantizer keys
+    lb.load_float_state_dict(q, sd)
+    for k, v in sd.items():
+        assert torch.equal(q.state_dict()[k], v)
+    # the weight steps are recomputed from the loaded weights, not kept from the old ones
+    ref = lb.quantize_(copy.deepcopy(float_model), lb.QuantConfig(weight=u(2), act=lb.quantizers.get("pact", bits=4)))
+    lb.calibrate(ref, [x])
+    lb.calibrate(q, [x])
+    assert torch.equal(q(x), ref(x))
+    bad = dict(sd)
+    del bad["0.weight"]
+    bad["extra.weight"] = torch.zeros(1)
+    with pytest.raises(KeyError, match=r"missing keys \['0.weight'\], unexpected keys \['extra.weight'\]"):
+        lb.load_float_state_dict(q, bad)

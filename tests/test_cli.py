@@ -1,6 +1,5 @@
 """The command line on tiny configurations, and its errors: one line, exit 2, nothing half-written."""
 
-import json
 import shutil
 
 import pytest
@@ -32,50 +31,29 @@ batch_size = 64
 
 def test_reproduce_list(capsys):
     assert main(["reproduce", "--list"]) == 0
-    assert "spirals" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "spirals" in out and "[scales: default, paper, tiny]" in out
 
 
-def test_reproduce_spirals_tiny_then_resume_and_report(tmp_path, capsys):
+def test_reproduce_spirals_tiny_then_lose_a_job_and_resume(tmp_path, capsys):
+    import sqlite3
+
     out = tmp_path / "sp"
-    assert main(["reproduce", "spirals", "--scale", "tiny", "--out", str(out), "--workers", "1", "--no-progress"]) == 0
-    for f in (
-        "report.md",
-        "report.html",
-        "config.toml",
-        "metrics.jsonl",
-        "figures/decision_maps.png",
-        "figures/decision_maps_inq.png",
-    ):
+    args = ["reproduce", "spirals", "--scale", "tiny", "--out", str(out), "--workers", "1", "--no-progress"]
+    assert main(args) == 0
+    for f in ("report.md", "report.html", "spec.toml", "results.sqlite", "figures/decision_maps.png"):
         assert (out / f).exists(), f
-    md = (out / "report.md").read_text()
-    assert "| 128-3 |" in md and "| res 128-4 |" in md and "INQ4" in md
-    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
-    assert len(rows) == 2 * 7 and all(0 <= r["accuracy"] <= 100 for r in rows)
-    assert all(r["inq_on_codebook"] for r in rows if r["precision"].startswith("INQ"))
-    # lose one precision's results, as after a crash: --resume redoes only that one
-    shutil.rmtree(out / "jobs" / "128-3" / "W2A2")
-    (out / "jobs" / "128-3" / "result.json").unlink()
-    before = {r["precision"]: r["accuracy"] for r in rows if r["model"] == "128-3"}
-    assert (
-        main(
-            [
-                "reproduce",
-                "spirals",
-                "--scale",
-                "tiny",
-                "--out",
-                str(out),
-                "--resume",
-                "--workers",
-                "1",
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
-    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
-    after = {r["precision"]: r["accuracy"] for r in rows if r["model"] == "128-3"}
-    assert after == before  # same seed, same result
+    with sqlite3.connect(out / "results.sqlite") as db:
+        before = sorted(db.execute("SELECT job_id, metric, value FROM results"))
+        # lose one job's results and its folder, as after a crash: --resume redoes only that one
+        (job,) = db.execute(
+            "SELECT job_id FROM results WHERE axes LIKE '%\"W2A2\"%' AND axes LIKE '%\"128-3\"%' LIMIT 1"
+        ).fetchone()
+        db.execute("DELETE FROM results WHERE job_id = ?", (job,))
+    shutil.rmtree(out / "jobs" / job)
+    assert main([*args, "--resume"]) == 0
+    with sqlite3.connect(out / "results.sqlite") as db:
+        assert sorted(db.execute("SELECT job_id, metric, value FROM results")) == before  # same seed, same result
     (out / "report.md").unlink()
     assert main(["report", str(out)]) == 0 and (out / "report.md").exists()
 
@@ -84,19 +62,21 @@ def test_run_a_config_and_its_errors(tmp_path, capsys):
     cfg = tmp_path / "tiny.toml"
     cfg.write_text(TINY)
     out = tmp_path / "run"
-    assert main(["run", str(cfg), "--out", str(out), "--no-progress"]) == 0
-    assert (out / "model.safetensors").exists() and "quantized" in (out / "report.md").read_text()
+    assert main(["run", str(cfg), "--out", str(out), "--workers", "1", "--no-progress"]) == 0
+    md = (out / "report.md").read_text()
+    assert "| model | float | quantized |" in md and len(list(out.glob("jobs/*/model.safetensors"))) == 2
     capsys.readouterr()
     assert main(["run", str(cfg), "--out", str(out)]) == 2  # refuses to overwrite a finished run
-    assert "already holds a run" in capsys.readouterr().err
+    assert "already holds a run with results" in capsys.readouterr().err
     cases = [
-        (TINY.replace("bits = 2 }\nact", "bits = 0 }\nact"), "bits=0"),
-        (TINY.replace("bits = 2 }\nact", "bits = 2.5 }\nact"), "bits=2.5"),
-        (TINY.replace("bits = 2 }\nact", "bits = 33 }\nact"), "bits=33"),
-        (TINY.replace('name = "uniform"', 'name = "unifrom"'), "unknown quantizer 'unifrom'"),
-        (TINY.replace("epochs = 2", "epochz = 2"), "unknown field(s) ['epochz']"),
-        (TINY.replace("keep_float", "keep_flaot"), "unknown field(s) ['keep_flaot']"),
+        (TINY.replace("bits = 2 }\nact", "bits = 0 }\nact"), "quant.weight.bits = 0: expected a whole number"),
+        (TINY.replace("bits = 2 }\nact", "bits = 2.5 }\nact"), "quant.weight.bits = 2.5: expected a whole number"),
+        (TINY.replace("bits = 2 }\nact", "bits = 33 }\nact"), "quant.weight.bits = 33"),
+        (TINY.replace('name = "uniform"', 'name = "unifrom"'), "quant.weight.name = 'unifrom': unknown quantizer"),
+        (TINY.replace("epochs = 2", "epochz = 2"), "train.epochz: unknown key"),
+        (TINY.replace("keep_float", "keep_flaot"), "quant.keep_flaot: unknown key"),
         (TINY.replace('keep_float = ["first"]', 'keep_float = ["head.*"]'), "'head.*' matches no quantizable layer"),
+        (TINY.replace("width = 8", "width = 8\nin_features = 3"), "does not fit data 'spirals'"),
         ("name = [", "not valid TOML"),
     ]
     for i, (text, msg) in enumerate(cases):
@@ -111,17 +91,31 @@ def test_run_a_config_and_its_errors(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
+def test_every_config_file_runs_its_dry_run(capsys):
+    from pathlib import Path
+
+    owned = ["spirals-w2a2.toml"]  # the configs of studies still written as Python modules are not specs yet
+    for name in owned:
+        assert main(["run", str(Path(__file__).parents[1] / "configs" / name), "--dry-run"]) == 0
+        assert capsys.readouterr().out.splitlines()[-1] == "2 jobs"
+
+
 def test_reproduce_errors(tmp_path, capsys):
     assert main(["reproduce", "nope"]) == 2
     assert "unknown study 'nope'" in capsys.readouterr().err
     assert main(["reproduce", "spirals", "--scale", "huge", "--out", str(tmp_path / "x")]) == 2
-    assert "--scale 'huge'" in capsys.readouterr().err
+    assert "--scale 'huge' is not defined; accepted: default, paper, tiny" in capsys.readouterr().err
+    assert main(["sweep", str(tmp_path / "none.toml")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["reproduce", "spirals", "--backend", "slurm", "--out", str(tmp_path / "x")]) == 2
+    assert "--backend 'slurm' is not accepted; expected one of local" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()  # nothing written
 
 
 def test_help_for_every_command(capsys):
     from lowbit.cli import _MODULES
 
+    assert {"sweep", "results", "run", "reproduce", "report"} <= set(_MODULES)
     for name in _MODULES:
         with pytest.raises(SystemExit) as e:
             main([name, "--help"])
@@ -133,10 +127,11 @@ def test_resume_from_a_corrupted_checkpoint_is_a_clear_error(tmp_path, capsys):
     cfg = tmp_path / "tiny.toml"
     cfg.write_text(TINY)
     out = tmp_path / "run"
-    assert main(["run", str(cfg), "--out", str(out), "--no-progress"]) == 0
-    ck = out / "float" / "checkpoints" / "last.safetensors"
-    ck.write_bytes(ck.read_bytes()[:100])  # truncated, as by a full disk
+    assert main(["run", str(cfg), "--out", str(out), "--workers", "1", "--no-progress"]) == 0
+    for ck in out.glob("jobs/*/train/checkpoints/last.safetensors"):
+        ck.write_bytes(ck.read_bytes()[:100])  # truncated, as by a full disk
+    (out / "results.sqlite").unlink()  # as if the run had been killed before any job finished
     capsys.readouterr()
-    assert main(["run", str(cfg), "--out", str(out), "--resume", "--no-progress"]) == 2
+    assert main(["run", str(cfg), "--out", str(out), "--resume", "--workers", "1", "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "last.safetensors" in err and "corrupted" in err and "Traceback" not in err

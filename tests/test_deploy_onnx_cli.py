@@ -22,7 +22,8 @@ def test_summary_hand_computed():
     torch.manual_seed(0)
     m = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3), nn.BatchNorm1d(3))
     cfg = lb.QuantConfig(
-        weight=lb.quantizers.get("uniform", bits=2), act=lb.quantizers.get("pact", bits=4), keep_float=("last",)
+        weight=lb.quantizers.get("uniform", bits=2), act=lb.quantizers.get("pact", bits=4), keep_float=("last",),
+        quantize_input=True,
     )
     lb.quantize_(m, cfg).eval()
     t = lb.summary(m, torch.randn(5, 4))
@@ -65,7 +66,11 @@ def test_onnx_matches_pytorch(tmp_path, make, shape):
 def test_onnx_int8_uses_integer_kernels(tmp_path):
     torch.manual_seed(5)
     m = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 6 * 6, 4))
-    cfg = lb.QuantConfig(weight=lb.quantizers.get("uniform", bits=8), act=lb.quantizers.get("pact", bits=8, alpha=3.0))
+    cfg = lb.QuantConfig(
+        weight=lb.quantizers.get("uniform", bits=8),
+        act=lb.quantizers.get("pact", bits=8, alpha=3.0),
+        quantize_input=True,
+    )
     lb.quantize_(m, cfg).eval()
     x = torch.randn(3, 3, 6, 6)
     with torch.no_grad():

@@ -12,10 +12,10 @@ import torch
 from torch import nn
 
 import lowbit as lb
+from lowbit.nn import add_gradient_quantization, add_xnor_input_scaling
 from lowbit.nn.shift_bn import ShiftBatchNorm1d, ShiftBatchNorm2d, ap2
-from lowbit.quantizers.dorefa import add_gradient_quantization, quantize_grad_tensor, quantize_gradient
+from lowbit.quantizers.dorefa import quantize_grad_tensor, quantize_gradient
 from lowbit.quantizers.uniform import l2_opt_step
-from lowbit.quantizers.xnor import add_xnor_input_scaling
 
 get = lb.quantizers.get
 D = torch.float64
@@ -128,7 +128,7 @@ def test_xnor_values_and_exact_gradient():
 def test_xnor_input_scaling_matches_box_filter_reference():
     torch.manual_seed(0)
     conv = nn.Conv2d(3, 4, 3, stride=2, padding=1).double()
-    model = lb.quantize_(nn.Sequential(conv), lb.QuantConfig(weight=get("xnor"), act=get("sign")))
+    model = lb.quantize_(nn.Sequential(conv), lb.QuantConfig(weight=get("xnor"), act=get("sign"), quantize_input=True))
     scalers = add_xnor_input_scaling(model)
     assert len(scalers) == 1
     x = rnd((2, 3, 7, 7), 3)
@@ -187,23 +187,24 @@ def test_twn_strict_threshold_and_empty():
     assert get("twn")(torch.zeros(3, 3)).abs().sum() == 0
 
 
-def test_ttq_values_gradients_and_init():
+@pytest.mark.parametrize("init", ["official", "mean"])
+def test_ttq_values_gradients_and_init(init):
     w = rnd((6, 5), 5)
-    q = get("ttq").double()
+    q = get("ttq", init=init).double()
     g = rnd((6, 5), 6)
     y, gw = grad_of(q, w, g)
     flat, gf = w.reshape(-1).tolist(), g.reshape(-1).tolist()
     delta = 0.05 * max(abs(v) for v in flat)
-    pos = [v for v in flat if v > delta]
-    neg = [-v for v in flat if v < -delta]
-    wp, wn = sum(pos) / len(pos), sum(neg) / len(neg)
+    pos = [v for v in flat if v >= delta]
+    neg = [-v for v in flat if v <= -delta]
+    wp, wn = (1.0, 1.0) if init == "official" else (sum(pos) / len(pos), sum(neg) / len(neg))
     assert float(q.wp.detach()) == pytest.approx(wp) and float(q.wn.detach()) == pytest.approx(wn)
-    want = [wp if v > delta else -wn if v < -delta else 0.0 for v in flat]
+    want = [wp if v >= delta else -wn if v <= -delta else 0.0 for v in flat]
     assert y.reshape(-1).tolist() == pytest.approx(want)
-    want_gw = [wp * gi if v > delta else wn * gi if v < -delta else gi for v, gi in zip(flat, gf)]
+    want_gw = [wp * gi if v >= delta else wn * gi if v <= -delta else gi for v, gi in zip(flat, gf)]
     assert gw.reshape(-1).tolist() == pytest.approx(want_gw)
-    assert float(q.wp.grad) == pytest.approx(sum(gi for v, gi in zip(flat, gf) if v > delta))
-    assert float(q.wn.grad) == pytest.approx(-sum(gi for v, gi in zip(flat, gf) if v < -delta))
+    assert float(q.wp.grad) == pytest.approx(sum(gi for v, gi in zip(flat, gf) if v >= delta))
+    assert float(q.wn.grad) == pytest.approx(-sum(gi for v, gi in zip(flat, gf) if v <= -delta))
     # scales are learned, not re-initialised on later calls
     with torch.no_grad():
         q.wp.fill_(0.5)

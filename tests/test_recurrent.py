@@ -173,7 +173,7 @@ def test_activation_quantization_matches_explicit_lstm_cell():
     torch.manual_seed(5)
     f = nn.LSTM(5, 6)
     wq, aq = get("uniform", bits=4), get("uniform", bits=3, signed=True, step=0.25)
-    m = lb.quantize_(nn.Sequential(f), lb.QuantConfig(weight=wq, act=aq))[0]
+    m = lb.quantize_(nn.Sequential(f), lb.QuantConfig(weight=wq, act=aq, quantize_input=True))[0]
     assert set(m.act_quants) == {"input_l0", "hidden_l0"}
     x = torch.randn(6, 2, 5)
     h0, c0 = torch.randn(1, 2, 6), torch.randn(1, 2, 6)
@@ -200,7 +200,7 @@ def test_hidden_quantizer_calibrates_on_states_not_on_zero_h0():
     """With hx=None, h_0 = 0: a step calibrated on it alone would be 1.0 and round every state to 0."""
     f = nn.LSTM(4, 6)
     x = torch.randn(5, 3, 4, generator=torch.Generator().manual_seed(8))
-    m = lb.quantize_(nn.Sequential(f), lb.QuantConfig(act=get("uniform", bits=8, signed=True)))[0]
+    m = lb.quantize_(nn.Sequential(f), lb.QuantConfig(act=get("uniform", bits=8, signed=True), quantize_input=True))[0]
     out = m(x)[0]
     xq = m.act_quants["input_l0"](x).detach()
     states = torch.cat([torch.zeros(1, 3, 6), f(xq)[0].detach()])  # h_0 and the float-state run of the first batch
@@ -211,7 +211,7 @@ def test_hidden_quantizer_calibrates_on_states_not_on_zero_h0():
 
 def test_bidirectional_act_roles_and_requantize():
     f = nn.GRU(5, 6, num_layers=2, bidirectional=True)
-    m = lb.quantize_(nn.Sequential(f), lb.QuantConfig(act=get("uniform", bits=8, signed=True)))[0]
+    m = lb.quantize_(nn.Sequential(f), lb.QuantConfig(act=get("uniform", bits=8, signed=True), quantize_input=True))[0]
     assert set(m.act_quants) == {
         "input_l0",
         "hidden_l0",
@@ -268,7 +268,8 @@ def test_save_load_round_trip(tmp_path, monkeypatch):
 
     monkeypatch.setitem(registry._MODELS, "test_tiny_lstm", tiny_lstm)
     model = lb.quantize_(
-        tiny_lstm(), lb.QuantConfig(weight=get("uniform", bits=4), act=get("uniform", bits=6, signed=True))
+        tiny_lstm(),
+        lb.QuantConfig(weight=get("uniform", bits=4), act=get("uniform", bits=6, signed=True), quantize_input=True),
     )
     x = torch.randn(3, 5, 4)
     model(x)  # calibrates every per-tensor copy

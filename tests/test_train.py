@@ -1,6 +1,7 @@
 """Trainer, checkpoints (atomic, checksummed, never unpickled) and exact resume."""
 
 import json
+import math
 import os
 
 import pytest
@@ -185,3 +186,58 @@ def test_lipschitz_regularizer_matches_formula():
     W = m[2].weight.T
     want += 0.5 * ((W.T @ W - torch.eye(4)) ** 2).sum()
     assert float(lipschitz(m)) == pytest.approx(float(want), rel=1e-5)
+
+
+# ---------------------------------------------------------------- per-group learning rates (issue 9 item 7)
+
+
+def _bc_model(lr_scale):
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3))
+    q = lb.quantizers.get("binary", H=1.0, lr_scale=lr_scale)
+    return lb.quantize_(m, lb.QuantConfig(weight=q))
+
+
+def test_binaryconnect_glorot_lr_scale_gives_per_layer_groups_and_steps():
+    """BinaryConnect's W_LR_scale = 1/H, H = sqrt(1.5/(fan_in + fan_out)) (spec §4b): each binarised weight's
+    group gets lr·(1/H) and one plain SGD step moves it by exactly -lr·(1/H)·grad (then clipped to [-1, 1])."""
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(8, 6, generator=g), torch.randint(0, 3, (8,), generator=g)
+    model = _bc_model("glorot")
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    ref = _bc_model("glorot")
+    nn.functional.cross_entropy(ref(x), y).backward()
+    grads = {n: p.grad.clone() for n, p in ref.named_parameters()}
+    seen = {}
+    cfg = TrainConfig(epochs=1, batch_size=8, lr=0.05, optimizer="sgd", momentum=0.0, schedule="constant")
+    fit(model, TensorDataset(x, y), cfg, on_optimizer=lambda o: seen.setdefault("opt", o), progress=False)
+    scale = {"0.weight": 1 / math.sqrt(1.5 / (6 + 5)), "2.weight": 1 / math.sqrt(1.5 / (5 + 3))}
+    groups = {id(p): gr for gr in seen["opt"].param_groups for p in gr["params"]}
+    for n, p in model.named_parameters():
+        s = scale.get(n, 1.0)
+        assert groups[id(p)]["lr"] == pytest.approx(0.05 * s, rel=1e-12), n
+        want = before[n] - 0.05 * s * grads[n]
+        if n in scale:
+            want = want.clamp(-1.0, 1.0)  # BinaryConnect's post-step clip (H = 1)
+        torch.testing.assert_close(p.detach(), want, rtol=1e-6, atol=1e-7)
+    assert len(seen["opt"].param_groups) == 3  # two layer factors + the factor-1 group (biases)
+
+
+def test_train_config_lr_scale_patterns_and_errors():
+    from lowbit.train.param_groups import lr_scales, param_groups
+
+    model = _bc_model(1.0)
+    cfg = TrainConfig(lr_scale={"2.*": 0.1, "*.bias": 3.0})
+    s = lr_scales(model, cfg)
+    assert s == {"0.weight": 1.0, "0.bias": 3.0, "2.weight": 0.1, "2.bias": 0.1}  # first matching pattern applies
+    assert sorted(gr["lr_scale"] for gr in param_groups(model, cfg)) == [0.1, 1.0, 3.0]
+    assert len(param_groups(model, TrainConfig())) == 1  # no factor: one group, as before
+    both = lr_scales(_bc_model(2.0), TrainConfig(lr_scale={"0.weight": 0.5}))
+    assert both["0.weight"] == 1.0 and both["2.weight"] == 2.0  # quantizer factor × config factor
+    with pytest.raises(ValueError, match=r"lr_scale: pattern\(s\) \['head\.\*'\] match no trainable parameter"):
+        lr_scales(model, TrainConfig(lr_scale={"head.*": 2.0}))
+    with pytest.raises(ValueError, match="TrainConfig.lr_scale="):
+        TrainConfig(lr_scale={"a": -1.0})
+    assert TrainConfig.from_dict(TrainConfig(lr_scale={"a*": 2}).to_dict()).lr_scale == {"a*": 2.0}
+    with pytest.raises(ValueError, match="lr_scale='fast'"):
+        lb.quantizers.get("binary", lr_scale="fast")

@@ -6,11 +6,20 @@ cfg = lb.QuantConfig(weight=lb.quantizers.get("uniform", bits=2),
 lb.quantize_(model, cfg)
 """
 
-from . import deploy, nn, quantizers
-from .api import calibrate, quantizable_layers, quantization_map, quantize_
+from . import deploy, models, nn, quantizers
+from .api import (
+    calibrate,
+    check_optimizer,
+    load_float_state_dict,
+    quantizable_layers,
+    quantization_map,
+    quantize_,
+    quantizer_parameters,
+)
 from .config import LayerRule, QuantConfig
 from .deploy import freeze, summary
 from .inq import INQ, INQWeight
+from .nn import add_gradient_quantization, add_xnor_input_scaling
 
 __version__ = "0.1.0"
 
@@ -18,8 +27,14 @@ __all__ = [
     "INQ",
     "INQWeight",
     "LayerRule",
+    "add_gradient_quantization",
+    "add_xnor_input_scaling",
     "QuantConfig",
     "calibrate",
+    "check_optimizer",
+    "load_float_state_dict",
+    "quantizer_parameters",
+    "models",
     "nn",
     "quantizable_layers",
     "quantization_map",

@@ -24,7 +24,8 @@ from .api import _match_all, quantizable_layers, quantize_
 from .config import LayerRule, QuantConfig
 from .nn import QUANT_TWINS, QuantMixin
 from .quantizers import Quantizer
-from .quantizers.pot import inq_exponents, inq_levels, inq_round
+from .quantizers.base import ExportedCodes
+from .quantizers.pot import inq_exponents, inq_levels, inq_round, pow2_export
 
 STRATEGIES = ("magnitude", "random")
 
@@ -71,6 +72,16 @@ class INQWeight(Quantizer):
     def levels(self, x: torch.Tensor | None = None, name: str = "weight") -> torch.Tensor:
         e = self.exponents(name)
         return torch.zeros(1) if e is None else inq_levels(*e)
+
+    def export_codes(self, w: torch.Tensor, name: str = "weight") -> ExportedCodes | None:
+        """Power-of-two codes of a fully quantized parameter (export hook); raises before the last portion."""
+        frozen = self.frozen(name)
+        if frozen.numel() and not bool(frozen.all()):
+            raise ValueError(
+                f"freeze: INQ has quantized only {int(frozen.sum())}/{frozen.numel()} weights of {name!r}; "
+                "run every portion (for portion in inq: ...) before freezing"
+            )
+        return pow2_export(w.detach(), self.exponents(name), self.bits)
 
     def init_from(self, name: str, w: torch.Tensor) -> None:
         """Codebook from the pretrained weights (spec §1.1); an all-zero tensor is frozen at zero."""

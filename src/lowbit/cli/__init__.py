@@ -11,15 +11,24 @@ import importlib
 import sys
 
 # add a command by adding its module name here
-_MODULES: list[str] = ["reproduce", "run", "report", "quantizers", "summary", "export"]
+_MODULES: list[str] = ["reproduce", "sweep", "run", "results", "report", "quantizers", "summary", "export"]
 
 
 class UsageError(Exception):
     """Raised by commands for input errors; printed as one line."""
 
 
+def shape_error(shape_text: str | None, e: BaseException) -> UsageError:
+    """The error for an ``--input-shape`` the model cannot run (first line of torch's message)."""
+    first = str(e).splitlines()[0] if str(e) else type(e).__name__
+    return UsageError(f"--input-shape {shape_text!r} does not fit the model: {first}")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
     p = argparse.ArgumentParser(prog="lowbit", description="Train, study and ship low-bit neural networks.")
+    p.add_argument("--version", action="version", version=f"lowbit {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in _MODULES:
@@ -27,13 +36,61 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# optional dependencies -> the extra that installs them (a missing one is a one-line error naming the extra)
+_EXTRAS = {"onnx": "deploy", "onnxruntime": "deploy", "soundfile": "audio", "librosa": "audio", "ray": "ray"}
+_EXTRAS |= {"scipy": "segmentation", "sklearn": "digits"}  # lowbit.extras.EXTRAS
+
+
+def _one_line(e: BaseException) -> str:
+    """A user-facing line for an error a user can fix (no traceback)."""
+    from ..fileio import DiskFullError, is_disk_full
+
+    if isinstance(e, DiskFullError):
+        return str(e)
+    if isinstance(e, OSError) and is_disk_full(e):
+        return str(DiskFullError(e.filename or "a file"))
+    if isinstance(e, OSError) and e.filename is not None and e.strerror:
+        return f"{e.filename}: {e.strerror}"
+    if isinstance(e, KeyError) and e.args:
+        return str(e.args[0])
+    return str(e) or type(e).__name__
+
+
+def _quiet_stdout() -> None:
+    """After a closed pipe (``lowbit summary --json | head``): drop further output so exit does not complain."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
+    from ..runlock import RunLocked
+
     args = build_parser().parse_args(argv)
     try:
         rc = args.func(args)
-    except (UsageError, ValueError, TypeError, FileNotFoundError, KeyError) as e:
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"lowbit {args.command}: error: {msg}", file=sys.stderr)
+        sys.stdout.flush()  # a closed pipe surfaces here, not at interpreter exit
+    except BrokenPipeError:
+        _quiet_stdout()
+        return 0
+    except ModuleNotFoundError as e:
+        top = (e.name or "").split(".")[0]
+        if top not in _EXTRAS:
+            raise
+        extra = _EXTRAS[top]
+        print(
+            f"lowbit {args.command}: error: needs the {extra!r} extra ({top!r} is not installed): "
+            f"pip install 'lowbit[{extra}]'",
+            file=sys.stderr,
+        )
+        return 2
+    except (UsageError, ValueError, TypeError, KeyError, OSError, RunLocked) as e:
+        print(f"lowbit {args.command}: error: {_one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"lowbit {args.command}: interrupted; re-run with --resume to continue", file=sys.stderr)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .. import tomlio
-from ..experiments.registry import get_study
 from . import UsageError
 
 
@@ -14,28 +12,28 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "report",
         help="rebuild a run's report from its stored results",
-        description="Rebuild report.md, report.html and figures/*.png of a run folder (from `lowbit run` or "
-        "`lowbit reproduce`) from the results it stored, without training anything.",
+        description="Rebuild report.md, report.html and figures/*.png of a run folder from its spec.toml and "
+        "results.sqlite alone, without training anything (a partly finished run gives a partial report).",
     )
-    p.add_argument("run_dir", type=Path, help="a run folder holding config.toml")
+    p.add_argument("run_dir", type=Path, help="a run folder holding spec.toml")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    cfg_path = args.run_dir / "config.toml"
-    if not cfg_path.is_file():
-        raise UsageError(f"{str(args.run_dir)!r} is not a run folder (no config.toml in it)")
-    cfg = tomlio.load(cfg_path)
-    if "experiment" in cfg:
-        from ..experiments.single import rebuild_report
+    if (args.run_dir / "spec.toml").is_file():
+        from ..experiments.report import build_report
 
-        path = rebuild_report(args.run_dir)
-    elif "study" in cfg:
-        study = get_study(cfg["study"])
+        path = build_report(args.run_dir)
+    elif (args.run_dir / "config.toml").is_file():  # a study still written as a Python module
+        from .. import tomlio
+        from ..experiments.registry import get_study
+
+        cfg = tomlio.load(args.run_dir / "config.toml")
+        study = get_study(cfg.get("study", "?"))
         if study.report is None:
             raise UsageError(f"study {study.name!r} cannot rebuild its report; re-run it with --resume instead")
         path = study.report(args.run_dir)
     else:
-        raise UsageError(f"{str(cfg_path)!r} names neither an experiment nor a study")
+        raise UsageError(f"{str(args.run_dir)!r} is not a run folder (no spec.toml in it)")
     print(f"report written to {path}")
     return 0

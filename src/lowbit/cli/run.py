@@ -1,36 +1,39 @@
-"""``lowbit run CONFIG``: one experiment (train float, optionally quantize/INQ and retrain, report)."""
+"""``lowbit run CONFIG``: one experiment = a sweep with one cell (see lowbit.experiments.single)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from .. import tomlio
-from ..experiments.single import ExperimentConfig, run_experiment
-from . import UsageError
+from .sweep import add_run_options, run_spec
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "run",
-        help="run one experiment from a TOML config",
-        description="Run one experiment: [data], [model], [train] (float), optional [quant] / [inq] with "
-        "[retrain]. Writes config.toml, checkpoints, metrics.jsonl, model.safetensors and report.md/html "
-        "under --out (default runs/<name>). See lowbit.experiments.single for the schema.",
+        help="run one experiment (one model, one seed) from a TOML config",
+        description="Run one experiment: a study spec with one model and one seed, or the short form with [data], "
+        "[model], [train] (float), optional [quant] / [inq] with [retrain]. Writes spec.toml, results.sqlite, "
+        "jobs/<id>/ (checkpoints, metrics.jsonl, model.safetensors) and report.md/html under --out.",
     )
     p.add_argument("config", type=Path, help="experiment TOML file")
-    p.add_argument("--out", type=Path, default=None, help="run folder (default runs/<name>)")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_run_options(p, "a [scales.NAME] of the spec (default: default)")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
+    from .. import tomlio
+    from ..experiments.single import check_one_cell, is_short_form, short_error, short_to_spec
+    from ..experiments.spec import SpecError, parse_spec
+
     raw = tomlio.load(args.config)
-    cfg = ExperimentConfig.from_dict(raw.get("experiment", raw))
-    out = args.out or Path("runs") / cfg.name
-    if out.exists() and any(out.iterdir()) and not args.resume:
-        raise UsageError(f"run folder {str(out)!r} already holds a run; pass --resume or choose another --out")
-    report = run_experiment(cfg, out, resume=args.resume, progress=not args.no_progress)
-    print(f"{cfg.name}: report written to {report}")
-    return 0
+    source = args.config.name
+    if is_short_form(raw):
+        try:
+            spec = parse_spec(short_to_spec(raw, source), args.scale, source)
+        except SpecError as e:
+            raise short_error(e) from None
+    else:
+        spec = parse_spec(raw, args.scale, source)
+        check_one_cell(spec.raw, source)
+    return run_spec(spec, args)

@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from ..extras import require
+
 KINDS = ("logmel", "mfcc")
 
 
@@ -42,7 +44,7 @@ class FeatureConfig:
 
 def frames(audio: np.ndarray, sr: int, cfg: FeatureConfig) -> np.ndarray:
     """(T, n_features) float32 log-mel or MFCC frames of a mono signal."""
-    import librosa
+    librosa = require("librosa", "audio features")
 
     audio = np.asarray(audio, dtype=np.float32)
     if audio.ndim != 1:

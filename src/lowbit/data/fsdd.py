@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..extras import require
 from .features import FeatureConfig, utterance_features
 from .paths import require_shared
 
@@ -56,8 +57,8 @@ def index_recordings(root: str | Path) -> dict[tuple[str, int], list[Path]]:
 
 @lru_cache(maxsize=4096)
 def _load(path: str) -> np.ndarray:
-    import librosa
-    import soundfile as sf
+    librosa = require("librosa", "FSDD audio loading")
+    sf = require("soundfile", "FSDD audio loading")
 
     audio, sr = sf.read(path, dtype="float32", always_2d=True)
     if sr != SAMPLE_RATE:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..fileio import atomic_write_bytes
 from .transforms import ImageSet
 
 _DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -55,7 +56,7 @@ def write_idx(path: str | Path, array: np.ndarray) -> None:
         raise ValueError(f"write_idx: dtype {a.dtype} has no idx type code")
     head = bytes([0, 0, codes[a.dtype], a.ndim]) + b"".join(int(s).to_bytes(4, "big") for s in a.shape)
     body = head + a.astype(a.dtype.newbyteorder(">")).tobytes()
-    Path(path).write_bytes(gzip.compress(body) if str(path).endswith(".gz") else body)
+    atomic_write_bytes(path, gzip.compress(body) if str(path).endswith(".gz") else body)
 
 
 def _find(root: Path, name: str) -> Path:

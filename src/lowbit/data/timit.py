@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..extras import require
+
 PHONES61 = (
     "aa ae ah ao aw ax ax-h axr ay b bcl ch d dcl dh dx eh el em en eng epi er ey f g gcl h# hh hv ih ix iy jh k "
     "kcl l m n ng nx ow oy p pau pcl q r s sh t tcl th uh uw ux v w y z zh"
@@ -96,7 +98,7 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
         magic = f.read(7)
     if magic == b"NIST_1A":
         return read_sphere(path)
-    import soundfile as sf
+    sf = require("soundfile", f"reading {str(path)!r}")
 
     audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
     return audio.mean(1), sr

@@ -18,6 +18,9 @@ weight is checked against it, so the frozen model computes the same outputs. One
 quantizer's STE ``x + (q - x).detach()`` can be an ulp away from its codebook value q; the frozen model then
 uses the exact power of two (within 1e-6 relative of the fake-quantized weight).
 
+freeze asks each quantizer for its codes through the base-class hook ``Quantizer.export_codes`` (issue 10 item 7):
+nothing here depends on a quantizer's name or class.
+
 In memory the decoded weight is kept as a non-persistent buffer (PyTorch's kernels need floats); the
 state_dict, and therefore the packed file, holds only the codes and scales.
 """
@@ -32,7 +35,7 @@ from torch import nn
 
 from ..nn import QuantMixin
 from ..quantizers import Quantizer
-from ..quantizers.uniform import UniformQuantizer
+from ..quantizers.pot import encode_pow2  # noqa: F401  (re-exported: freeze.encode_pow2)
 
 MAX_CODEBOOK = 2**16
 SCHEMES = ("pow2", "uniform", "codebook", "float")
@@ -115,16 +118,6 @@ def decode_pow2(field: torch.Tensor, exp: torch.Tensor, bits: int) -> torch.Tens
     return torch.where(nonzero.bool(), torch.where(sign.bool(), -mag, mag), torch.zeros_like(mag))
 
 
-def encode_pow2(w: torch.Tensor, n1: int, n2: int, bits: int) -> torch.Tensor:
-    """Inverse of ``decode_pow2`` for values on (or within rounding of) {0, ±2^n2..±2^n1}."""
-    a = w.abs().to(torch.float64)
-    nonzero = a > 0
-    p = torch.round(torch.log2(torch.where(nonzero, a, torch.ones_like(a)))).long().clamp(n2, n1)
-    k = torch.where(nonzero, p - n2, torch.zeros_like(p))
-    sign = (w < 0).long()
-    return (sign << (bits - 1)) | (nonzero.long() << (bits - 2)) | k
-
-
 def _refresh(module: nn.Module, incompatible_keys=None) -> None:
     """Load-state-dict post hook: recompute the decoded weights from the (new) codes."""
     fw = module.weight_quant
@@ -152,32 +145,30 @@ def install(layer: nn.Module, fw: FrozenWeight) -> None:
 
 
 def _freeze_tensor(q: Quantizer, w: torch.Tensor, qw: torch.Tensor, name: str) -> tuple[dict[str, Any], dict]:
-    """(scheme description, buffers) for one parameter; ``qw`` is the eval-mode fake-quantized weight."""
+    """(scheme description, buffers) for one parameter; ``qw`` is the eval-mode fake-quantized weight.
+
+    Asks the quantizer for its codes (``Quantizer.export_codes``): "pow2" codes, or affine codes with a zero
+    zero point that fit a signed b-bit field (b <= 16) become the "pow2" / "uniform" schemes; anything else
+    (no hook, a nonzero zero point, codes that do not reproduce ``qw``) becomes a codebook of the values.
+    """
     shape = list(w.shape)
     src = q.to_dict()
-    if q.name == "inq":
-        frozen = q.frozen(name)
-        if frozen.numel() and not bool(frozen.all()):
-            raise ValueError(
-                f"freeze: INQ has quantized only {int(frozen.sum())}/{frozen.numel()} weights of {name!r}; "
-                "run every portion (for portion in inq: ...) before freezing"
-            )
-        e = q.exponents(name)
-        return _pow2(qw, e, q.bits, shape, src, exact=True)
-    if q.name == "pot":
-        e = q.exponents(w)
-        return _pow2(qw, e, q.bits, shape, src, exact=False)
-    if isinstance(q, UniformQuantizer) and q.symmetric and q.signed and 2 <= q.bits <= 16:
-        step = q.step.detach().to(torch.float32).clone()
+    ex = q.export_codes(w, name)
+    if ex is not None and ex.kind == "pow2":
+        e = None if ex.scale.numel() == 0 else (int(ex.scale[0]), int(ex.scale[1]))
+        return _pow2(qw, e, ex.codes, ex.bits, shape, src)
+    if ex is not None and ex.kind == "affine" and 2 <= ex.bits <= 16 and not bool(ex.zero_point.any()):
+        step = ex.scale.detach().to(torch.float32).clone()
         sb = step.reshape((-1,) + (1,) * (qw.dim() - 1)) if step.dim() == 1 else step
-        codes = torch.round(qw / sb)
-        if torch.equal(sb * codes, qw):
-            meta = {"scheme": "uniform", "bits": q.bits, "shape": shape, "source": src}
-            return meta, {"codes": codes.to(codes_dtype("uniform", q.bits)), "step": step}
+        codes = ex.codes.to(torch.float32)
+        lo, hi = -(2 ** (ex.bits - 1)), 2 ** (ex.bits - 1) - 1
+        if codes.numel() and int(codes.min()) >= lo and int(codes.max()) <= hi and torch.equal(sb * codes, qw):
+            meta = {"scheme": "uniform", "bits": ex.bits, "shape": shape, "source": src}
+            return meta, {"codes": ex.codes.to(codes_dtype("uniform", ex.bits)), "step": step}
     return _codebook(q, w, qw, shape, src)
 
 
-def _pow2(qw, e, bits, shape, src, exact):
+def _pow2(qw, e, field, bits, shape, src):
     meta = {"scheme": "pow2", "bits": bits, "shape": shape, "source": src}
     if e is None:
         return meta, {
@@ -185,10 +176,8 @@ def _pow2(qw, e, bits, shape, src, exact):
             "exp": torch.empty(0, dtype=torch.int64),
         }
     exp = torch.tensor(e, dtype=torch.int64)
-    field = encode_pow2(qw, e[0], e[1], bits)
     dec = decode_pow2(field, exp, bits)
-    ok = torch.equal(dec, qw) if exact else bool(torch.allclose(dec, qw, rtol=1e-6, atol=0.0))
-    if not ok:
+    if not bool(torch.allclose(dec, qw, rtol=1e-6, atol=0.0)):
         raise ValueError(f"freeze: weights of a {src['name']} layer are not on its power-of-two codebook {e}")
     return meta, {"codes": field.to(codes_dtype("pow2", bits)), "exp": exp}
 
@@ -251,7 +240,7 @@ def freeze(model: nn.Module) -> nn.Module:
         try:
             schemes, buffers = {}, {}
             for n in m.quant_weight_names:
-                w = getattr(m, n).detach()
+                w = m.latent_weight(n).detach()
                 qw = m.quantized_weight(n).detach().clone()
                 # recurrent twins keep one quantizer copy per matrix (``weight_quantizer``)
                 q = m.weight_quantizer(n) if hasattr(m, "weight_quantizer") else m.weight_quant

@@ -19,10 +19,8 @@ MaxPool2d, AdaptiveAvgPool2d(1); functions relu, flatten, add, mul by a constant
 
 from __future__ import annotations
 
-import json
+import copy
 import operator
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +30,9 @@ import torch.fx
 import torch.nn.functional as F
 from torch import nn
 
-from ..quantizers.pact import ALPHA_MIN, PACTQuantizer
-from ..quantizers.uniform import UniformQuantizer
+from ..fileio import atomic_write_bytes
 from .freeze import FrozenWeight
+from .onnx_graph import run_onnx  # noqa: F401  (re-exported)
 
 OPSET = 17
 LEAVES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.BatchNorm1d, nn.BatchNorm2d, nn.ReLU, nn.Flatten, nn.Dropout)
@@ -76,17 +74,18 @@ class _Builder:
 
 
 def _act_params(aq) -> tuple[float, int] | None:
-    """(Δ, bits) of an unsigned activation quantizer ONNX can express with uint8 Q/DQ, else None."""
+    """(Δ, bits) of an unsigned zero-point-0 activation grid ONNX can express with uint8 Q/DQ, else None.
+
+    Asks the quantizer (``Quantizer.export_activation``); no dispatch on its name or class.
+    """
     if aq is None:
         return None
-    if isinstance(aq, PACTQuantizer) and aq.bits <= 8:
-        a = max(float(aq.alpha.detach()), ALPHA_MIN)
-        return a / (2**aq.bits - 1), aq.bits
-    if isinstance(aq, UniformQuantizer) and not aq.signed and aq.symmetric and aq.bits <= 8 and aq.step.numel() == 1:
-        return float(aq.step), aq.bits
+    g = aq.export_activation()
+    if g is not None and g.zero_point == 0 and g.qmin == 0 and g.qmax <= 255 and (g.qmax + 1) & g.qmax == 0:
+        return g.scale, g.qmax.bit_length()
     raise ValueError(
-        f"export_onnx: activation quantizer {aq.to_dict()} has no ONNX form here; supported: pact and unsigned "
-        "per-tensor uniform with bits <= 8"
+        f"export_onnx: activation quantizer {aq.to_dict()} has no ONNX form here; supported: an unsigned grid "
+        "0..2^b-1 with b <= 8 and zero point 0 (pact, lsq unsigned, unsigned per-tensor uniform)"
     )
 
 
@@ -255,31 +254,50 @@ def build_onnx(model: nn.Module, example: torch.Tensor, integer: bool = False):
     return proto
 
 
-def export_onnx(model: nn.Module, path: str | Path, example: torch.Tensor, integer: bool = False) -> Path:
-    """Write ``model`` (frozen, or float) as ONNX; ``integer=True`` uses MatMulInteger/ConvInteger for 8-bit layers."""
+FORMS = ("qop", "qdq", "integer", "float")
+
+
+def export_onnx(
+    model: nn.Module,
+    path: str | Path,
+    example: torch.Tensor,
+    integer: bool = False,
+    form: str | None = None,
+    calib: torch.Tensor | None = None,
+    nbits: tuple[int, ...] = (),
+) -> Path:
+    """Write ``model`` as ONNX; a quantized model that is not frozen yet is frozen on a copy first.
+
+    form "qop" (the default): integer operators end to end, the fast form (``onnx_qop``; ``calib`` is the batch
+        that sets the range of tensors the trained model keeps in float, default ``example``; ``nbits=(4,)``
+        runs Linear layers with <= 4-bit codes through MatMulNBits).
+    form "qdq": the older form: weights as DequantizeLinear, activations Q->DQ, float Conv/MatMul.
+    form "integer" (or ``integer=True``): the older MatMulInteger/ConvInteger form with a float rescale.
+    form "float": the "qop" writer on a model without quantizers gives the plain float graph (BN folded).
+    """
+    form = "integer" if integer and form is None else (form or "qop")
+    if form not in FORMS:
+        raise ValueError(f"export_onnx: form={form!r} is not accepted; expected one of {FORMS}")
+    from .freeze import freeze
+
+    if any(getattr(m, "weight_quant", None) is not None for m in model.modules()) and not _all_frozen(model):
+        model = freeze(copy.deepcopy(model))
+    model = model.eval()
+    if form in ("qop", "float"):
+        from .onnx_qop import build_qop
+
+        proto = build_qop(model, example, calib, nbits)
+    else:
+        proto = build_onnx(model, example, form == "integer")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(build_onnx(model.eval(), example, integer).SerializeToString())
+    atomic_write_bytes(path, proto.SerializeToString())
     return path
 
 
-def run_onnx(path: str | Path, x: np.ndarray, profile: bool = False) -> tuple[np.ndarray, list[str]]:
-    """Run with ONNX Runtime on CPU; returns (output, op types that ran when ``profile``)."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.log_severity_level = 3
-    tmp = tempfile.mkdtemp()
-    if profile:
-        opts.enable_profiling = True
-        opts.profile_file_prefix = os.path.join(tmp, "ort")
-    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    y = sess.run(None, {"input": x.astype(np.float32)})[0]
-    ops: list[str] = []
-    if profile:
-        events = json.loads(Path(sess.end_profiling()).read_text())
-        ops = sorted(
-            {e["args"]["op_name"] for e in events if e.get("cat") == "Node" and "op_name" in e.get("args", {})}
-        )
-    return y, ops
+def _all_frozen(model: nn.Module) -> bool:
+    return all(
+        isinstance(m.weight_quant, FrozenWeight)
+        for m in model.modules()
+        if getattr(m, "weight_quant", None) is not None
+    )

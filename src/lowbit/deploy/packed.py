@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from ..api import quantization_map
-from ..train.checkpoint import atomic_write_bytes
+from ..fileio import atomic_write_bytes
 from .freeze import FrozenWeight, freeze, frozen_skeleton, is_frozen
 from .packing import pack_bits, packed_nbytes, to_signed, to_unsigned, unpack_bits
 
@@ -117,7 +117,7 @@ def save_packed(
     body = MAGIC + _HEAD.pack(VERSION, len(mb)) + mb + payload
     blob = body + hashlib.sha256(body).digest()
     path = Path(path)
-    atomic_write_bytes(path, lambda tmp: Path(tmp).write_bytes(blob))
+    atomic_write_bytes(path, blob)
     return path
 
 

@@ -7,13 +7,23 @@ frozen on a copy to measure this; the model passed in is not changed. The float-
 same layers' parameters and buffers at 4 bytes per floating-point element (integer buffers as stored).
 MACs (multiply-accumulates per example) are counted with forward hooks on Linear/Conv layers when an
 example input is given, keyed by precision "W<bits>/A<bits>" (32 = float).
+
+Two byte figures, labelled apart because they count different things:
+  ``model_bytes``  the tensors as stored (the payload of the ``.lowbit`` file, byte for byte), and
+                   ``compression_ratio`` = float32_bytes / model_bytes;
+  ``file_bytes``   the whole ``.lowbit`` file ``save_packed(model, path, model_name, model_kwargs)`` writes: the
+                   payload plus the 20-byte header, the JSON metadata (quantizer per layer, one record per tensor)
+                   and the 32-byte checksum; ``file_compression_ratio`` = float32_bytes / file_bytes. The metadata is
+                   a few KB, so for small models the file ratio is well below the tensor ratio.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -21,7 +31,7 @@ from torch import nn
 
 from ..quantizers import Quantizer
 from .freeze import FrozenWeight, freeze, is_frozen
-from .packed import packed_codes
+from .packed import packed_codes, save_packed
 from .packing import packed_nbytes
 
 
@@ -54,14 +64,25 @@ class SummaryTable:
         t = self.totals
         out = [line(head), line(["-" * w for w in widths]), *map(line, body), ""]
         out.append(
-            f"params {t['params']}  model {t['model_bytes']} B  float32 {t['float32_bytes']} B  "
-            f"compression {t['compression_ratio']:.2f}x"
+            f"params {t['params']}  tensors as stored {t['model_bytes']} B  float32 {t['float32_bytes']} B  "
+            f"compression {t['compression_ratio']:.2f}x (tensor bytes: codes, scales, float biases/BN)"
         )
+        if t.get("file_bytes"):
+            out.append(
+                f".lowbit file {t['file_bytes']} B (the tensors + {t['file_bytes'] - t['model_bytes']} B of header, "
+                f"JSON metadata and checksum)  compression {t['file_compression_ratio']:.2f}x (file bytes)"
+            )
         if t.get("macs"):
             out.append("MACs per example: " + ", ".join(f"{k}: {v}" for k, v in t["macs"].items()))
         return "\n".join(out)
 
     __repr__ = __str__
+
+    def set_file_bytes(self, n: int) -> None:
+        """Record the size of the ``.lowbit`` file this table describes (and its compression ratio)."""
+        t = self.totals
+        t["file_bytes"] = int(n)
+        t["file_compression_ratio"] = t["float32_bytes"] / n if n else float("nan")
 
 
 def _owner(name: str, owners: set[str]) -> str:
@@ -138,8 +159,18 @@ def _count_macs(model: nn.Module, example: Any, precision: dict[str, str]) -> di
     return macs
 
 
-def summary(model: nn.Module, input_example: Any = None) -> SummaryTable:
-    """Per-layer table of ``model`` as it would be shipped; see the module docstring for what is counted."""
+def summary(
+    model: nn.Module,
+    input_example: Any = None,
+    *,
+    model_name: str | None = None,
+    model_kwargs: dict[str, Any] | None = None,
+) -> SummaryTable:
+    """Per-layer table of ``model`` as it would be shipped; see the module docstring for what is counted.
+
+    ``model_name``/``model_kwargs``: the registry entry ``save_packed`` would record; they only change
+    ``file_bytes`` (the metadata then names the model).
+    """
     frozen = model if is_frozen(model) else freeze(copy.deepcopy(model))
     frozen.eval()
     codes = packed_codes(frozen)
@@ -198,4 +229,11 @@ def summary(model: nn.Module, input_example: Any = None) -> SummaryTable:
         "compression_ratio": float_bytes / model_bytes if model_bytes else float("nan"),
         "macs": total_macs,
     }
+    table.set_file_bytes(_packed_file_bytes(frozen, model_name, model_kwargs))
     return table
+
+
+def _packed_file_bytes(frozen: nn.Module, model_name: str | None, model_kwargs: dict[str, Any] | None) -> int:
+    """Size of the ``.lowbit`` file of ``frozen``, measured by writing it to a temporary folder."""
+    with tempfile.TemporaryDirectory(prefix="lowbit-summary-") as d:
+        return save_packed(frozen, Path(d) / "m.lowbit", model_name, model_kwargs).stat().st_size

@@ -34,11 +34,11 @@ from safetensors.torch import load_file, save_file
 
 from .. import tomlio
 from ..data import transforms as T
+from ..fileio import atomic_savefig, atomic_write, atomic_write_text
 from ..metrics.classification import top1_accuracy
 from ..models import create_model
 from ..serialize import load_model, save_model
 from ..train import TrainConfig, fit, fit_inq
-from ..train.checkpoint import atomic_write_text
 from ..train.ensemble import average_probs
 from .jobs import Job, run_jobs
 from .memory import weight_memory
@@ -199,7 +199,7 @@ def _finish(job_dir: Path, net, train, test, sc: Scale, meta: dict, hist: list[d
     """Score on the test set (probabilities saved for the ensembles) and on the training set (eval mode, no
     augmentation): the train-test gap shows how much a configuration overfits."""
     probs = test_probs(net, test, sc.test_batch)
-    save_file({"probs": probs.half().contiguous()}, str(job_dir / "probs.safetensors"))
+    atomic_write(job_dir / "probs.safetensors", lambda t: save_file({"probs": probs.half().contiguous()}, str(t)))
     acc = top1_accuracy(probs, test.tensors[1])
     train_acc = top1_accuracy(test_probs(net, train, sc.test_batch), train.tensors[1])
     final_loss = hist[-1]["loss"] if hist else None
@@ -486,7 +486,7 @@ def build_report(out: Path, rows: list[dict], ens: list[dict], cfg: dict, sc: Sc
     ax.set_ylabel("top-1 accuracy (%)")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(out / "figures" / "accuracy_vs_bits.png", dpi=120)
+    atomic_savefig(fig, out / "figures" / "accuracy_vs_bits.png", dpi=120)
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -497,7 +497,7 @@ def build_report(out: Path, rows: list[dict], ens: list[dict], cfg: dict, sc: Sc
     ax.set_ylabel("top-1 accuracy (%)")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(out / "figures" / "accuracy_vs_members.png", dpi=120)
+    atomic_savefig(fig, out / "figures" / "accuracy_vs_members.png", dpi=120)
     plt.close(fig)
 
     runs_note = f"{sc.float_epochs} float epochs, {sc.inq_epochs} INQ retraining epoch(s) per portion"

@@ -19,7 +19,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from ..train.checkpoint import atomic_write_text
+from ..fileio import atomic_write_text
 
 
 @dataclass(frozen=True)

@@ -22,3 +22,14 @@ def weight_memory(model: torch.nn.Module) -> dict[str, int]:
     params = sum(p.numel() for p in model.parameters())
     bits = sum(p.numel() * qbits.get(id(p), 32) for p in model.parameters())
     return {"params": params, "bits": bits, "float_bits": 32 * params}
+
+
+def memory_metrics(model: torch.nn.Module) -> dict[str, float]:
+    """The memory columns of a study's result rows: ``params``, ``weight_kib`` (as stored: b bits per INQ weight,
+    32 per other parameter) and ``memory_reduction`` (32-bit storage of the same model / as stored)."""
+    m = weight_memory(model)
+    return {
+        "params": float(m["params"]),
+        "weight_kib": m["bits"] / 8 / 1024,
+        "memory_reduction": m["float_bits"] / m["bits"] if m["bits"] else 1.0,
+    }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import tomlio
-from ..train.checkpoint import atomic_write_text
+from ..fileio import atomic_write_text
 
 
 def start_run_folder(out: str | Path, cfg: dict, resume: bool) -> Path:

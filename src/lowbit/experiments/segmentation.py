@@ -29,11 +29,11 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..data.isbi import TEST_IDS, TRAIN_IDS, load_isbi, random_tiles
+from ..fileio import atomic_write, atomic_write_text
 from ..metrics.segmentation import SegmentationScores, label_objects
 from ..models import create_model
 from ..serialize import load_model, save_model
 from ..train import TrainConfig, fit, fit_inq
-from ..train.checkpoint import atomic_write_text
 from .jobs import Job, run_jobs
 from .memory import weight_memory
 from .registry import register_study
@@ -161,7 +161,7 @@ def inq_job(
 
 def _finish(job_dir: Path, net, test, meta: dict, hist: list[dict]) -> dict:
     probs = _probs(net, test.images)
-    save_file({"probs": probs.half().contiguous()}, str(job_dir / "probs.safetensors"))
+    atomic_write(job_dir / "probs.safetensors", lambda t: save_file({"probs": probs.half().contiguous()}, str(t)))
     return {**meta, **score(probs, test.masks), **weight_memory(net), "final_loss": hist[-1]["loss"] if hist else None}
 
 

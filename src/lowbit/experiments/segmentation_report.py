@@ -12,6 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from .. import tomlio  # noqa: E402
+from ..fileio import atomic_savefig  # noqa: E402
 from .report import Figure, Report, Table, mean_std  # noqa: E402
 
 # The seed's Table 1 (Float SA + Quantized NT), Table 2 (Float SA + Float NT / 7 bits NT), Table 4: (Dice+F1)/2 %.
@@ -138,7 +139,7 @@ def _plot_bits(rows: list[dict], bits: tuple[int, ...], path: Path, caption_bits
     ax.legend(fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    atomic_savefig(fig, path, dpi=110)
     plt.close(fig)
 
 
@@ -155,7 +156,7 @@ def _plot_ens(ens: list[dict], precisions: list[str], members: int, path: Path, 
     ax.set_title(textwrap.fill(title, 90), fontsize=7)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    atomic_savefig(fig, path, dpi=110)
     plt.close(fig)
 
 

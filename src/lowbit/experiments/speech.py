@@ -27,12 +27,12 @@ from .. import tomlio
 from ..data import fsdd, timit
 from ..data.features import FeatureConfig, utterance_features
 from ..data.speech_collate import speech_collate
+from ..fileio import atomic_savefig, atomic_write_text
 from ..metrics.speech import per, wer
 from ..models import create_model
 from ..models.deepspeech import ctc_loss, greedy_decode
 from ..serialize import save_model
 from ..train import TrainConfig, fit, fit_inq
-from ..train.checkpoint import atomic_write_text
 from ..train.ensemble import average_probs
 from ..train.loop import load_model_state
 from .jobs import Job, load_result, run_jobs
@@ -400,7 +400,7 @@ def build_report(out: Path, cfg: dict, members: list[dict], smalls: list[dict], 
     ax.set_ylabel("WER (%)")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(figs / "wer_vs_bits.png", dpi=120)
+    atomic_savefig(fig, figs / "wer_vs_bits.png", dpi=120)
     plt.close(fig)
     fig, ax = plt.subplots(figsize=(5, 3.5))
     ns = sorted(ens["float"])
@@ -410,7 +410,7 @@ def build_report(out: Path, cfg: dict, members: list[dict], smalls: list[dict], 
     ax.set_ylabel("WER (%)")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(figs / "wer_vs_members.png", dpi=120)
+    atomic_savefig(fig, figs / "wer_vs_members.png", dpi=120)
     plt.close(fig)
     desc = f"FSDD connected digits (test speaker {', '.join(fsdd.TEST_SPEAKERS)}, {sc.n_test} utterances)"
     report = Report(

@@ -2,11 +2,12 @@
 
 Dice (one image):  D(P, G) = 2|P ∩ G| / (|P| + |G|), with D = 1 when both masks are empty.
 Object F1 (GlaS challenge rule): objects are connected components (``scipy.ndimage.label``, 4-connectivity by
-default) or the instance ids of an annotation. Each segmented object S is paired with the ground-truth
-object G it overlaps most (ties -> lower id) and is a true positive when it covers more than 50% of it
-(|S ∩ G| > 0.5 |G|), as in the GlaS evaluation code; two objects cannot both cover more than half of one G, so
-the matching is one-to-one. Unmatched segmented objects are false positives, unmatched
-ground-truth objects false negatives, F1 = 2TP / (2TP + FP + FN) (1 when there are no objects at all).
+default; scipy is the ``segmentation`` extra, imported on first use) or the instance ids of an annotation.
+Each segmented object S is paired with the ground-truth object G it overlaps most (ties -> lower id) and is
+a true positive when it covers more than 50% of it (|S ∩ G| > 0.5 |G|), as in the GlaS evaluation code; two
+objects cannot both cover more than half of one G, so the matching is one-to-one. Unmatched segmented objects
+are false positives, unmatched ground-truth objects false negatives, F1 = 2TP / (2TP + FP + FN) (1 when there
+are no objects at all).
 
 Averaging (``SegmentationScores``): Dice is the mean of the per-image Dice; F1 pools TP/FP/FN over the whole
 test set, as the GlaS challenge scores each test part. The seed paper reports "averaged Dice and F1", i.e.
@@ -18,7 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import ndimage
+
+from ..extras import require
 
 FOUR = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]])
 EIGHT = np.ones((3, 3), dtype=int)
@@ -45,6 +47,7 @@ def label_objects(mask, connectivity: int = 4, min_size: int = 0) -> np.ndarray:
     than ``min_size`` pixels are dropped (0 keeps all)."""
     if connectivity not in (4, 8):
         raise ValueError(f"label_objects: connectivity={connectivity!r} is not accepted; expected 4 or 8")
+    ndimage = require("scipy.ndimage", "label_objects (segmentation object F1)")
     lab, n = ndimage.label(_mask(mask, "label_objects") != 0, structure=FOUR if connectivity == 4 else EIGHT)
     if min_size > 0 and n:
         sizes = np.bincount(lab.ravel())

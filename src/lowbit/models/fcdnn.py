@@ -3,6 +3,7 @@
 "depth" counts the linear layers: 200-4 is 2->200->200->200->2 (81K parameters, as the paper says) and
 128-6 is 66K. The residual variant adds each hidden layer's input to its output and halves the sum:
 h_{l+1} = 0.5·(relu(W_l h_l + b_l) + h_l) for the hidden->hidden layers. Weights use He initialisation.
+``in_features`` defaults to 2 (the spirals); an input of another width fails with one line naming both sizes.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class FCDNN(nn.Module):
             if not isinstance(v, int) or isinstance(v, bool) or v < lo:
                 raise ValueError(f"fcdnn: {name}={v!r} is not accepted; expected a whole number >= {lo}")
         self.width, self.depth, self.residual = width, depth, bool(residual)
+        self.in_features, self.num_classes = in_features, num_classes
         dims = [in_features] + [width] * (depth - 1)
         self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
         self.out = nn.Linear(width, num_classes)
@@ -37,6 +39,12 @@ class FCDNN(nn.Module):
             nn.init.zeros_(layer.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (N, in_features) -> (N, num_classes)
+        if isinstance(x, torch.Tensor) and (x.dim() == 0 or x.shape[-1] != self.in_features):  # (fx proxies pass)
+            n = x.shape[-1] if x.dim() else 1
+            raise ValueError(
+                f"fcdnn: the input has {n} features per example (shape {tuple(x.shape)}) but the model was built "
+                f"with in_features={self.in_features}; build it with in_features={n} (config: [model] in_features)"
+            )
         for i, layer in enumerate(self.hidden):
             h = torch.relu(layer(x))
             x = 0.5 * (h + x) if self.residual and i > 0 else h

@@ -1,8 +1,10 @@
 """The quantized-twin mixin and the float -> quantized swap table (the optimum-quanto pattern).
 
 A twin holds the float module's own latent weights (the very same Parameter objects, so an optimizer made
-before the swap keeps working) plus two quantizer submodules: ``weight_quant`` applied to the weight on
-read and ``act_quant`` applied to the layer's input. Either may be None (float).
+before the swap still updates them) plus two quantizer submodules: ``weight_quant`` applied to the weight on
+read and ``act_quant`` applied to the layer's input. Either may be None (float). The quantizers may bring new
+parameters (PACT's α, LSQ's steps, TTQ's scales) that such an optimizer does not hold: see
+``lowbit.quantize_(..., optimizer=)`` and ``lowbit.check_optimizer``.
 """
 
 from __future__ import annotations
@@ -42,6 +44,10 @@ class QuantMixin:
     def _set_quantizers(self, weight_quant: Quantizer | None, act_quant: Quantizer | None) -> None:
         self.weight_quant = weight_quant
         self.act_quant = act_quant
+
+    def latent_weight(self, name: str = "weight") -> torch.Tensor:
+        """The tensor the weight quantizer reads for ``name``: the parameter itself (BN-folded twins: W·s)."""
+        return getattr(self, name)
 
     def weight_quantizer(self, name: str = "weight") -> Quantizer | None:
         """The quantizer applied to weight ``name`` (recurrent twins keep one copy per matrix)."""

@@ -98,7 +98,7 @@ class _QuantRNNBase(QuantMixin):
     def weight_quantizer(self, name: str) -> Quantizer | None:
         """The quantizer applied to weight matrix ``name`` (its own copy, or a per-parameter-state quantizer)."""
         q = self.weight_quant
-        if q is None or getattr(q, "per_parameter_state", False):
+        if q is None or q.per_parameter_state:
             return q
         return self.weight_quants[name]
 
@@ -127,7 +127,7 @@ class _QuantRNNBase(QuantMixin):
 
 
 def _copies(template: Quantizer | None, names: tuple[str, ...]) -> nn.ModuleDict:
-    if template is None or getattr(template, "per_parameter_state", False):
+    if template is None or template.per_parameter_state:
         return nn.ModuleDict()
     return nn.ModuleDict({n: copy.deepcopy(template) for n in names})
 

@@ -6,8 +6,10 @@ Every multiplication of batch norm becomes a multiplication by a power of two (a
 (⋄ = multiplication by a power of two). Means are over the batch (and the spatial positions for 2-D).
 AP2 is used with a straight-through gradient (its value forward, identity backward), which is how a
 float simulation of the shift network trains. round is half-up in the log domain (floor(log2|x| + 0.5)).
-Eval mode uses the running mean and running σ² (updated with ``momentum`` as nn.BatchNorm does, from the
-shift-based σ²), so the inference path is shifts only: x̂ = (x - μ_run) ⋄ AP2(1/sqrt(σ²_run + ε)).
+Eval mode uses the running mean and running σ², updated with ``momentum`` exactly as nn.BatchNorm does: the
+batch normalises with the biased σ², the running estimate stores the unbiased one, σ²·n/(n - 1) with n the
+number of values per channel (batch × spatial positions). So on data where AP2(C) = C (C on powers of two) the
+running_var equals nn.BatchNorm's. The inference path is shifts only: x̂ = (x - μ_run) ⋄ AP2(1/sqrt(σ²_run + ε)).
 """
 
 from __future__ import annotations
@@ -31,6 +33,12 @@ class _ShiftBatchNorm(nn.modules.batchnorm._BatchNorm):
         shape = (1, -1) + (1,) * (x.dim() - 2)
         use_batch = self.training or not self.track_running_stats
         if use_batch:
+            n = x.numel() // x.shape[1] if x.shape[1] else 0
+            if self.training and n <= 1:
+                raise ValueError(
+                    f"{type(self).__name__}: expected more than 1 value per channel when training, "
+                    f"got input of shape {tuple(x.shape)}"
+                )
             mu = x.mean(dim=dims)
             c = x - mu.reshape(shape)
             var = (c * ap2(c)).mean(dim=dims)
@@ -39,7 +47,7 @@ class _ShiftBatchNorm(nn.modules.batchnorm._BatchNorm):
                     self.num_batches_tracked += 1
                     m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
                     self.running_mean.mul_(1 - m).add_(m * mu.detach())
-                    self.running_var.mul_(1 - m).add_(m * var.detach())
+                    self.running_var.mul_(1 - m).add_(m * var.detach() * (n / (n - 1)))  # unbiased, as nn.BatchNorm
         else:
             mu, var = self.running_mean, self.running_var
             c = x - mu.reshape(shape)

@@ -8,7 +8,7 @@ tensor (same shape and dtype) with the straight-through gradient its spec sectio
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 from torch import nn
@@ -28,10 +28,45 @@ def check_bits(bits: Any, *, name: str, min_bits: int = 1, max_bits: int = MAX_B
     return bits
 
 
+class ExportedCodes(NamedTuple):
+    """What ``Quantizer.export_codes`` returns (see there)."""
+
+    codes: torch.Tensor  # integer codes, the weight's shape
+    scale: torch.Tensor  # affine: float32 scalar or (C_out,); pow2: int64 [n1, n2]
+    zero_point: torch.Tensor | None  # affine: integer scalar or (C_out,); pow2: None
+    kind: str  # "affine" | "pow2"
+    bits: int  # the code width
+
+
+class ActivationGrid(NamedTuple):
+    """What ``Quantizer.export_activation`` returns (see there)."""
+
+    scale: float
+    zero_point: int
+    qmin: int
+    qmax: int
+    rounding: str  # "half_even" | "half_up"
+
+
 class Quantizer(nn.Module):
     """Base class. Subclasses set ``name``/``kind``/``reference`` and implement ``forward`` and ``levels``.
 
     kind: "weight" (signed, acts on weight tensors), "act" (activations) or "both".
+
+    The protocol: every hook the rest of lowbit calls on a quantizer is declared here with a no-op default,
+    so callers never probe with ``hasattr``/``getattr`` and a new quantizer overrides only what it needs:
+
+    - ``calibrate(x)``: set ranges/steps from data (``lowbit.calibrate`` passes an activation quantizer every
+      input it saw over the calibration batches, concatenated and flattened; a weight quantizer its weight).
+      ``needs_calibration()`` says whether a data-derived range is still unset (``fit`` calibrates exactly
+      those quantizers before training, so a second ``fit`` or a loaded checkpoint keeps its learned values).
+    - ``post_step(weight)``: constrain a latent weight in place after each optimizer step (BinaryConnect).
+    - ``regularizer()``: a loss term the trainer adds to the task loss, or None (PACT's λ_α·α²).
+    - ``lr_scale(weight)``: a factor on that weight's learning rate (1.0; BinaryConnect's 1/H option).
+    - ``per_parameter_state``: True when one object keeps the state of every weight matrix it quantizes
+      (INQ), so recurrent twins share it instead of deep-copying one quantizer per matrix.
+    - ``signed_input``: False for quantizers whose grid starts at 0 (they map negative inputs to 0);
+      ``lowbit.calibrate`` warns once when most of such a quantizer's calibration input is negative.
     """
 
     name: ClassVar[str] = ""
@@ -39,12 +74,60 @@ class Quantizer(nn.Module):
     reference: ClassVar[str] = ""
     min_bits: ClassVar[int] = 1
     max_bits: ClassVar[int] = MAX_BITS
+    per_parameter_state: ClassVar[bool] = False
 
     def __init__(self, bits: int):
         super().__init__()
         self.bits = check_bits(
             bits, name=self.name or type(self).__name__, min_bits=self.min_bits, max_bits=self.max_bits
         )
+
+    # ------------------------------------------------------------------ hooks (no-op defaults)
+    @property
+    def signed_input(self) -> bool:
+        """Whether negative inputs can come out negative (False: an unsigned grid {0, ...})."""
+        return True
+
+    def calibrate(self, x: torch.Tensor) -> None:
+        """Set data-derived ranges/steps from ``x`` (no-op: nothing to calibrate)."""
+
+    def needs_calibration(self) -> bool:
+        """True while a range/step that comes from data is still unset (False: nothing to calibrate)."""
+        return False
+
+    def post_step(self, weight: torch.Tensor) -> None:
+        """Constrain the latent ``weight`` in place after an optimizer step (no-op by default)."""
+
+    def regularizer(self) -> torch.Tensor | None:
+        """A term for the trainer to add to the task loss (None: no term)."""
+        return None
+
+    def lr_scale(self, weight: torch.Tensor) -> float:
+        """Factor on the learning rate of the latent ``weight`` this quantizer acts on (BinaryConnect's
+        per-layer W_LR_scale); ``lowbit.train.fit`` puts weights with a factor != 1 in their own param group."""
+        return 1.0
+
+    # ------------------------------------------------------------------ export / freeze hooks (deploy)
+    # The quantizer declares what freezing and export need (issue 10 item 7, issue 12), so lowbit.deploy never
+    # switches on quantizer names or classes. Both default to None: "no integer form, use the generic one".
+    def export_codes(self, w: torch.Tensor, name: str = "weight") -> ExportedCodes | None:
+        """Integer codes of the eval-mode weight ``self(w)`` (``name``: the parameter, for per-parameter state).
+
+        kind "affine": value = scale·(codes - zero_point), scale a scalar or one per dim-0 channel.
+        kind "pow2":   codes = sign<<(b-1) | nonzero<<(b-2) | k, value = ±2^(n2 + k) (spec §1.1); ``scale`` is
+                       the int64 exponent range [n1, n2] (empty: all-zero tensor), zero_point None.
+        None: no closed integer form; deploy falls back to the codebook of the values actually used.
+        Raise ValueError when the weight cannot be frozen yet (INQ before its last portion).
+        """
+        return None
+
+    def export_activation(self) -> ActivationGrid | None:
+        """The affine integer grid the eval-mode output of an activation quantizer lies on, or None.
+
+        The output is scale·(clamp(round(x/scale) + zero_point, qmin, qmax) - zero_point), rounded as
+        ``rounding`` says ("half_even" = torch.round, "half_up" = floor(x + 0.5)).
+        """
+        return None
 
     def levels(self, x: torch.Tensor) -> torch.Tensor:
         """Sorted 1-D tensor of every value ``self(x)`` can output for this input's statistics."""

@@ -6,9 +6,12 @@
     backward:       identity STE to the latent w;   after every optimizer step w <- clip(w, -H, H) (``post_step``)
     BNN sign:       q = sgn(x),  g_x = g_q · 1_{|x| <= 1}  (the hard-tanh derivative)
 
-H is 1 (the paper) or "glorot": H = sqrt(1.5/(fan_in + fan_out)) from the weight's shape (code option). The
-reference code also scales that layer's learning rate by 1/H; lowbit's trainer has no per-layer learning rate,
-so with "glorot" only H itself is used (a documented deviation).
+H is 1 (the paper) or "glorot": H = sqrt(1.5/(fan_in + fan_out)) from the weight's shape (code option).
+``lr_scale`` is the reference code's separate per-layer learning-rate factor ``W_LR_scale`` (binary_connect.py
+L179: the update of W is multiplied by it): 1 (default, the paper), a positive number, or "glorot", which gives
+1/sqrt(1.5/(fan_in + fan_out)) = 1/H_glorot (the code's ``W_LR_scale="Glorot"``). The quantizer only
+declares it (``lr_scale(weight)``); ``lowbit.train.fit`` gives each such weight its own param group with
+lr = base lr × schedule × factor. A hand-written loop gets the groups from ``lowbit.train.param_groups``.
 """
 
 from __future__ import annotations
@@ -42,12 +45,12 @@ def glorot_h(w: torch.Tensor) -> float:
     return math.sqrt(1.5 / (w.shape[1] * rf + w.shape[0] * rf))
 
 
-def _check_h(name: str, H: Any) -> float | str:
+def _check_h(name: str, H: Any, field: str = "H") -> float | str:
     if H == "glorot":
         return H
     if isinstance(H, (int, float)) and not isinstance(H, bool) and math.isfinite(H) and H > 0:
         return float(H)
-    raise ValueError(f"{name}: H={H!r} is not accepted; expected a positive number or 'glorot'")
+    raise ValueError(f"{name}: {field}={H!r} is not accepted; expected a positive number or 'glorot'")
 
 
 class _BinaryConnectBase(Quantizer):
@@ -55,12 +58,17 @@ class _BinaryConnectBase(Quantizer):
     min_bits = 1
     max_bits = 1
 
-    def __init__(self, bits: int = 1, H: float | str = 1.0):
+    def __init__(self, bits: int = 1, H: float | str = 1.0, lr_scale: float | str = 1.0):
         super().__init__(bits)
         self.H = _check_h(self.name, H)
+        self.w_lr_scale = _check_h(self.name, lr_scale, "lr_scale")
 
     def config(self) -> dict[str, Any]:
-        return {"bits": self.bits, "H": self.H}
+        return {"bits": self.bits, "H": self.H, "lr_scale": self.w_lr_scale}
+
+    def lr_scale(self, weight: torch.Tensor) -> float:
+        """W_LR_scale: 1/H_glorot for "glorot" (reference L179), else the number given (spec §4b)."""
+        return 1.0 / glorot_h(weight) if self.w_lr_scale == "glorot" else float(self.w_lr_scale)
 
     def max_levels(self) -> int:
         return 2

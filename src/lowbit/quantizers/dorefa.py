@@ -10,17 +10,15 @@
 
 Gradient quantization (paper §2.6, tensorpack ``fg``), per example (max over all axes but the batch axis):
     dr_q = 2·max|dr|·[quantize_k(clip(dr/(2·max|dr|) + 1/2 + N(k), 0, 1)) - 1/2],  N(k) ~ U(-0.5, 0.5)/(2^k - 1)
-``quantize_gradient(x, bits)`` is identity forward and quantizes the gradient flowing back into ``x``;
-``add_gradient_quantization(model, bits)`` applies it to the output of every quantized layer (the gradient
-w.r.t. each layer's output, the tensor the paper quantizes before it reaches the layer's backward).
+An example whose gradient is all zero (padding, ``ignore_index``, a masked or zero-weighted loss) has
+max|dr| = 0: the formula is 0·[...], so it stays exactly zero (no noise is added to it).
+``quantize_gradient(x, bits)`` is identity forward and quantizes the gradient flowing back into ``x``; the module
+hook ``lowbit.nn.add_gradient_quantization(model, bits)`` applies it to the output of every quantized layer.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
-from torch import nn
 
 from .base import Quantizer, check_bits
 from .registry import register
@@ -108,10 +106,12 @@ def quantize_grad_tensor(g: torch.Tensor, bits: int, generator: torch.Generator 
         return g
     n = 2**bits - 1
     rank = g.abs().reshape(g.shape[0], -1).amax(dim=1).reshape((-1,) + (1,) * (g.dim() - 1))
-    rank = torch.where(rank > 0, rank, torch.ones_like(rank))  # an all-zero example stays zero
+    live = rank > 0
+    safe = torch.where(live, rank, torch.ones_like(rank))  # only to avoid 0/0; the result is masked below
     noise = (torch.rand(g.shape, generator=generator, dtype=g.dtype, device=g.device) - 0.5) / n
-    u = torch.clamp(g / (2 * rank) + 0.5 + noise, 0.0, 1.0)
-    return (torch.round(u * n) / n - 0.5) * 2 * rank
+    u = torch.clamp(g / (2 * safe) + 0.5 + noise, 0.0, 1.0)
+    # max|dr| = 0 makes the whole formula 0: an all-zero example stays exactly zero, whatever the noise
+    return torch.where(live, (torch.round(u * n) / n - 0.5) * 2 * safe, torch.zeros_like(g))
 
 
 class _GradQuantFn(torch.autograd.Function):
@@ -131,27 +131,9 @@ def quantize_gradient(x: torch.Tensor, bits: int, generator: torch.Generator | N
     return x if bits >= 32 else _GradQuantFn.apply(x, bits, generator)
 
 
-def add_gradient_quantization(
-    model: nn.Module, bits: int, generator: torch.Generator | None = None
-) -> list[torch.utils.hooks.RemovableHandle]:
-    """Quantize the gradient w.r.t. the output of every quantized layer of ``model`` (DoReFa §2.6).
-
-    Returns the hook handles (``h.remove()`` undoes it). Hooks are not saved with the model.
-    """
-    from ..nn import QuantMixin
-
-    bits = check_bits(bits, name="dorefa gradient")
-
-    def hook(module: nn.Module, args: Any, out: torch.Tensor) -> torch.Tensor:
-        return quantize_gradient(out, bits, generator) if torch.is_grad_enabled() else out
-
-    return [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, QuantMixin)]
-
-
 __all__ = [
     "DoReFaAct",
     "DoReFaWeight",
-    "add_gradient_quantization",
     "dorefa_act",
     "dorefa_weight",
     "quantize_gradient",

@@ -4,7 +4,8 @@
     Clip(v, lo, hi) = "underflow" -> output 0 if v <= lo;  hi - 1 if v >= hi;  v otherwise
 round is half-up in the LOG domain (floor(log2|x| + 0.5)): the threshold between 2^e and 2^(e+1) is √2·2^e.
 Levels: {0} ∪ {2^e : e = FSR - 2^b + 1 .. FSR - 1}, i.e. 2^b codes.
-FSR (an integer) is given, or set from the first tensor seen (the calibration batch):
+FSR (an integer) is given, or set from data: ``calibrate(x)`` (``lowbit.calibrate``, which ``fit`` runs before
+training, passes every input seen over the calibration batches), else the first tensor seen:
 FSR = floor(log2(max) + 0.5) + 1, max = max(x) (unsigned) or max|x| (signed), so the top level is about
 the maximum (spec §4g [R]).
 ``signed=True`` (for weights) quantizes |x| and keeps the sign; the sign takes one of the b bits, so the
@@ -78,7 +79,17 @@ class LogQuantizer(Quantizer):
         if self.fixed_fsr is None:
             self.fsr = torch.empty(0, dtype=torch.int64, device=self.fsr.device)
 
+    @property
+    def signed_input(self) -> bool:
+        return self.signed
+
+    def needs_calibration(self) -> bool:
+        return self.fixed_fsr is None and self.fsr.numel() == 0
+
     def calibrate(self, x: torch.Tensor) -> None:
+        """FSR from the maximum of ``x`` (all calibration inputs at once); a given ``fsr`` is kept."""
+        if self.fixed_fsr is not None:
+            return
         f = fsr_from(x, self.signed)
         if f is not None:
             self.fsr = torch.tensor(f, device=x.device)

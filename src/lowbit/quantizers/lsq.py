@@ -5,8 +5,10 @@
     (``symmetric=True``: Q_N = Q_P = 2^(b-1) - 1, the lsq-net option)
     g = 1/sqrt(N·Q_P);  N = x.numel() for weights, x.numel()/batch (per-example features) for activations
     init on the first call: s = 2·mean|v|/sqrt(Q_P);  s is used as max(s, 1e-8)
-Autograd then gives ∂v̂/∂s = -v/s + round(v/s) inside, -Q_N / Q_P outside, and ∂v̂/∂v = 1_{-Q_N < v/s < Q_P}
-(clamp passes the gradient on the closed interval; the difference is measure zero). torch.round: half-even.
+Autograd then gives ∂v̂/∂s = -v/s + round(v/s) inside, -Q_N / Q_P outside, and ∂v̂/∂v = 1_{-Q_N < v/s < Q_P}.
+The boundary v/s = -Q_N or Q_P is in the clipped branch (∂v̂/∂v = 0, ∂v̂/∂s = -Q_N or Q_P), as the paper's
+piecewise gradient (Esser et al. 2020, Eq. 3) puts it; lsq-net's torch.clamp would pass the gradient there
+(∂v̂/∂v = 1, ∂v̂/∂s = 0), so the clip is written with an open interval. torch.round: half-even.
 Signed 1-bit gives Q_P = 0 (g and the init divide by zero): rejected.
 """
 
@@ -18,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .base import Quantizer
+from .base import ActivationGrid, ExportedCodes, Quantizer
 from .registry import register
 
 S_MIN = 1e-8
@@ -43,9 +45,14 @@ def lsq_bounds(bits: int, signed: bool, symmetric: bool = False) -> tuple[int, i
     return (qp if symmetric else 2 ** (bits - 1)), qp
 
 
+def clip_open(r: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
+    """Value clamp(r, lo, hi); gradient 1 only on the open interval lo < r < hi (the boundary is clipped, §4h)."""
+    return torch.where((r > lo) & (r < hi), r, torch.clamp(r.detach(), lo, hi))
+
+
 def lsq_quantize(x: torch.Tensor, s: torch.Tensor, qn: int, qp: int, g: float) -> torch.Tensor:
     s2 = grad_scale(torch.clamp(s, min=S_MIN), g)
-    return round_pass(torch.clamp(x / s2, -qn, qp)) * s2
+    return round_pass(clip_open(x / s2, -qn, qp)) * s2
 
 
 @register("lsq")
@@ -89,6 +96,17 @@ class LSQQuantizer(Quantizer):
     def reset(self) -> None:
         self.initialized.fill_(False)
 
+    @property
+    def signed_input(self) -> bool:
+        return self.signed
+
+    def needs_calibration(self) -> bool:
+        return not bool(self.initialized)
+
+    def calibrate(self, x: torch.Tensor) -> None:
+        """The paper's init s = 2·mean|v|/sqrt(Q_P) over ``x`` (all calibration inputs, or the weight)."""
+        self.init_step(x.detach())
+
     @torch.no_grad()
     def init_step(self, x: torch.Tensor) -> None:
         """s = 2·mean|v|/sqrt(Q_P) (lsq-net ``init_from``); 0 for an all-zero tensor (then clamped to 1e-8)."""
@@ -104,6 +122,21 @@ class LSQQuantizer(Quantizer):
         n = x.numel() / x.shape[0] if self.per_example and x.dim() > 0 and x.shape[0] > 0 else x.numel()
         g = 1.0 / math.sqrt(max(n, 1) * self.qp)
         return lsq_quantize(x, self.s.to(x.dtype), self.qn, self.qp, g)
+
+    # export hooks (base.Quantizer): codes -Q_N..Q_P of the learned step s
+    @torch.no_grad()
+    def export_codes(self, w: torch.Tensor, name: str = "weight") -> ExportedCodes | None:
+        if self.bits >= 32:
+            return None
+        qw = self(w.detach())
+        s = torch.tensor(max(float(self.s.detach()), S_MIN), dtype=torch.float32)
+        codes = torch.round(qw.to(torch.float32) / s).to(torch.int32)
+        return ExportedCodes(codes, s, torch.zeros((), dtype=torch.int32), "affine", self.bits)
+
+    def export_activation(self) -> ActivationGrid | None:
+        if self.bits >= 32 or not bool(self.initialized):
+            return None
+        return ActivationGrid(max(float(self.s.detach()), S_MIN), 0, -self.qn, self.qp, "half_even")
 
     def levels(self, x: torch.Tensor) -> torch.Tensor:
         if not bool(self.initialized):

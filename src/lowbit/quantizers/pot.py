@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from .base import Quantizer
+from .base import ExportedCodes, Quantizer
 from .registry import register
 from .rounding import ste
 
@@ -51,6 +51,24 @@ def inq_round(w: torch.Tensor, n1: int, n2: int) -> torch.Tensor:
 def inq_levels(n1: int, n2: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     mags = [2.0**p for p in range(n2, n1 + 1)]
     return torch.tensor(sorted([-m for m in mags] + [0.0] + mags), dtype=dtype)
+
+
+def encode_pow2(w: torch.Tensor, n1: int, n2: int, bits: int) -> torch.Tensor:
+    """Codes of values on (or within rounding of) {0, ±2^n2..±2^n1}: sign<<(b-1) | nonzero<<(b-2) | (p - n2)."""
+    a = w.abs().to(torch.float64)
+    nonzero = a > 0
+    p = torch.round(torch.log2(torch.where(nonzero, a, torch.ones_like(a)))).long().clamp(n2, n1)
+    k = torch.where(nonzero, p - n2, torch.zeros_like(p))
+    sign = (w < 0).long()
+    return (sign << (bits - 1)) | (nonzero.long() << (bits - 2)) | k
+
+
+def pow2_export(qw: torch.Tensor, e: tuple[int, int] | None, bits: int) -> ExportedCodes:
+    """The "pow2" ``ExportedCodes`` of a tensor on the codebook with exponent range ``e`` (None: all zero)."""
+    if e is None:
+        return ExportedCodes(torch.zeros(qw.shape, dtype=torch.int64), torch.empty(0, dtype=torch.int64), None,
+                             "pow2", bits)  # fmt: skip
+    return ExportedCodes(encode_pow2(qw, e[0], e[1], bits), torch.tensor(e, dtype=torch.int64), None, "pow2", bits)
 
 
 @register("pot")
@@ -97,6 +115,13 @@ class PowerOfTwoQuantizer(Quantizer):
         e = self.exponents(x)
         q = torch.zeros_like(x) if e is None else inq_round(x.detach(), *e)
         return ste(x, q)
+
+    @torch.no_grad()
+    def export_codes(self, w: torch.Tensor, name: str = "weight") -> ExportedCodes | None:
+        """Power-of-two codes (export hook; spec §1.1 field layout)."""
+        if self.bits >= 32:
+            return None
+        return pow2_export(self(w.detach()), self.exponents(w), self.bits)
 
     def levels(self, x: torch.Tensor) -> torch.Tensor:
         e = self.exponents(x)

@@ -5,12 +5,20 @@ TWN, per layer (default) or per output channel (``per_channel=True``, not the pa
     W_q = α·T, identity STE; α = 0 when nothing lies above Δ (all-zero weights included).
 
 TTQ: learned positive and negative scales W^p, W^n (nn.Parameters, one pair per layer):
-    Δ = t·max|W| (t = 0.05);  W_t = W^p if W > Δ, -W^n if W < -Δ, else 0
-    ∂L/∂W^p = Σ_{W > Δ} g,   ∂L/∂W^n = -Σ_{W < -Δ} g                     (paper Eq. 7)
-    ∂L/∂W   = W^p·g if W > Δ,  g if |W| <= Δ,  W^n·g if W < -Δ            (paper Eq. 8)
-The scales are initialised on the first call from the weights, as TWN's α of each side: W^p = mean of W over
-{W > Δ}, W^n = mean of |W| over {W < -Δ} (0 when the side is empty). The paper does not fix the
-initialisation; this choice starts TTQ at the closest ternary approximation with the TTQ threshold.
+    Δ = t·max|W| (t = 0.05, no gradient);  W_t = W^p if W >= Δ, -W^n if W <= -Δ, else 0   (W = 0 stays 0)
+    ∂L/∂W^p = Σ_{W >= Δ} g,   ∂L/∂W^n = -Σ_{W <= -Δ} g                    (paper Eq. 7)
+    ∂L/∂W   = W^p·g if W >= Δ,  g if |W| < Δ,  W^n·g if W <= -Δ           (paper Eq. 8)
+This follows the official code (czhu95/ternarynet @ 3fe8613, ``examples/Ternary-Net/ternary.py``,
+``tw_ternarize``): ``thre_x = stop_gradient(max|x|·thre)``; ``Wp``/``Wn`` are variables with ``initializer=1.0``;
+only ``(x < thre_x) & (x > -thre_x)`` is zeroed, so |W| == Δ is non-zero (at the initial scales it maps to ±1).
+The official code multiplies such a boundary weight by its mask's default 1 rather than by W^p/W^n; lowbit
+gives it ±W^p/∓W^n so the layer keeps three levels (the two agree at the initial W^p = W^n = 1; the case
+has measure zero once training moves the scales).
+
+``init`` chooses the scales set on the first call:
+    "official" (default): W^p = W^n = 1.0, as the official code (the paper, Zhu et al. 2017, does not state it).
+    "mean": each side's mean |W| over its non-zero set (0 when the side is empty): TWN's α per side, the closest
+        ternary approximation with the TTQ threshold (lowbit's earlier default).
 """
 
 from __future__ import annotations
@@ -76,10 +84,18 @@ class TernaryWeightNetwork(Quantizer):
         return torch.unique(torch.cat([q.reshape(-1).abs(), -q.reshape(-1).abs(), q.new_zeros(1)]))
 
 
+TTQ_INITS = ("official", "mean")
+
+
+def ttq_sides(w: torch.Tensor, delta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(W >= Δ, W <= -Δ) without W = 0: |W| == Δ is non-zero as in the official code; Δ = 0 keeps zeros at 0."""
+    return (w >= delta) & (w > 0), (w <= -delta) & (w < 0)
+
+
 class _TTQFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, w: torch.Tensor, wp: torch.Tensor, wn: torch.Tensor, delta: float) -> torch.Tensor:
-        pos, neg = w > delta, w < -delta
+        pos, neg = ttq_sides(w, delta)
         ctx.save_for_backward(pos, neg, wp, wn)
         return torch.where(pos, wp, torch.where(neg, -wn, torch.zeros_like(w)))
 
@@ -107,17 +123,19 @@ class TrainedTernary(Quantizer):
     min_bits = 2
     max_bits = 2
 
-    def __init__(self, bits: int = 2, t: float = 0.05):
+    def __init__(self, bits: int = 2, t: float = 0.05, init: str = "official"):
         super().__init__(bits)
         if not (isinstance(t, (int, float)) and 0 <= t < 1):
             raise ValueError(f"ttq: t={t!r} is not accepted; expected a number in [0, 1)")
-        self.t = float(t)
+        if init not in TTQ_INITS:
+            raise ValueError(f"ttq: init={init!r} is not accepted; expected one of {TTQ_INITS}")
+        self.t, self.init = float(t), init
         self.wp = nn.Parameter(torch.ones(()))
         self.wn = nn.Parameter(torch.ones(()))
         self.register_buffer("initialized", torch.zeros((), dtype=torch.bool))
 
     def config(self) -> dict[str, Any]:
-        return {"bits": self.bits, "t": self.t}
+        return {"bits": self.bits, "t": self.t, "init": self.init}
 
     def max_levels(self) -> int:
         return 3
@@ -125,13 +143,24 @@ class TrainedTernary(Quantizer):
     def reset(self) -> None:
         self.initialized.fill_(False)
 
+    def needs_calibration(self) -> bool:
+        return not bool(self.initialized)
+
+    def calibrate(self, x: torch.Tensor) -> None:
+        """Initialise W^p, W^n from the weight ``x`` (what the first forward would do)."""
+        self.init_scales(x.detach())
+
     @torch.no_grad()
     def init_scales(self, w: torch.Tensor) -> None:
-        """W^p, W^n = mean |W| of each side above the threshold (0 for an empty side)."""
-        delta = float(w.abs().max()) * self.t if w.numel() else 0.0
-        pos, neg = w > delta, w < -delta
-        self.wp.fill_(float(w[pos].mean()) if pos.any() else 0.0)
-        self.wn.fill_(float(-w[neg].mean()) if neg.any() else 0.0)
+        """``init="official"``: W^p = W^n = 1; ``"mean"``: each side's mean |W| at or beyond Δ (0 when empty)."""
+        if self.init == "official":
+            self.wp.fill_(1.0)
+            self.wn.fill_(1.0)
+        else:
+            delta = float(w.abs().max()) * self.t if w.numel() else 0.0
+            pos, neg = ttq_sides(w, delta)
+            self.wp.fill_(float(w[pos].mean()) if pos.any() else 0.0)
+            self.wn.fill_(float(-w[neg].mean()) if neg.any() else 0.0)
         self.initialized.fill_(True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

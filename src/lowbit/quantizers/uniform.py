@@ -5,7 +5,8 @@
     unsigned activations:     levels {0, Δ, …, (2^n - 1)Δ}, STE 1_{0 <= x <= β}
     1-bit weights (n=1 gives β=0): binary sgn(w)·mean|w| (spec §2.1 [R], §11.9)
 
-The step Δ is the L2-optimal one (spec §2.2, alternating least squares with multi-start), computed from the
+The step Δ is the L2-optimal one (spec §2.2, alternating least squares with multi-start; the solver, vectorised
+over sorted values and starts, is ``l2_step.l2_opt_step``), computed from the
 first tensor the quantizer sees and then kept fixed (Hwang & Sung 2014), unless ``step`` is given or
 ``update="always"`` re-estimates it on every call (the adaptive variant). For activations the first tensor
 is the calibration batch (spec §2.3); ``lowbit.calibrate`` feeds several batches at once.
@@ -20,54 +21,17 @@ Options beyond spec §2 (the default path above is unchanged):
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 
-from .base import Quantizer
+from .base import ActivationGrid, ExportedCodes, Quantizer
+from .l2_step import l2_opt_step
 from .registry import register
 from .rounding import round_half_up, sgn
 
 UPDATES = ("once", "always")
 GRANULARITIES = ("per_tensor", "per_channel")
-
-
-def l2_opt_step(
-    x: torch.Tensor, bits: int, signed: bool = True, n_starts: int = 20, iters: int = 100, tol: float = 1e-9
-) -> float:
-    """Δ* = argmin_Δ Σ (x - Q_Δ(x))², spec §2.2 (signed) and §2.3 (unsigned, on activations).
-
-    Alternating minimisation never increases the error; the multi-start guards against local minima.
-    Returns 1.0 for an all-zero tensor (any Δ gives Q = 0, spec §2.4).
-    """
-    w = x.detach().reshape(-1).to(torch.float64)
-    lo, hi = (-(2 ** (bits - 1) - 1), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
-    a = float(w.abs().max()) if signed else float(w.clamp_min(0).max()) if w.numel() else 0.0
-    if a == 0.0:
-        return 1.0
-    if hi == 0:  # signed 1-bit: the binary special case
-        return float(w.abs().mean())
-    best_err, best_step = math.inf, a / hi
-    for c in torch.linspace(0.05, 1.0, n_starts).tolist():
-        step = c * a / hi
-        for _ in range(iters):
-            z = torch.clamp(torch.floor(w / step + 0.5), lo, hi)
-            zz = float((z * z).sum())
-            if zz == 0.0:
-                step /= 2
-                continue
-            new = float((w * z).sum()) / zz
-            if new <= 0.0:
-                break
-            converged = abs(new - step) <= tol * step
-            step = new
-            if converged:
-                break
-        err = float(((w - step * torch.clamp(torch.floor(w / step + 0.5), lo, hi)) ** 2).sum())
-        if err < best_err:
-            best_err, best_step = err, step
-    return best_step
 
 
 def uniform_quantize(x: torch.Tensor, step: torch.Tensor | float, bits: int, signed: bool) -> torch.Tensor:
@@ -200,8 +164,20 @@ class UniformQuantizer(Quantizer):
         # per_channel groups dim 0 of a >= 2-D weight; a 1-D tensor is one group
         return x.detach().reshape(x.shape[0], -1) if self.per_channel and x.dim() > 1 else x.detach().reshape(1, -1)
 
+    @property
+    def signed_input(self) -> bool:
+        return self.signed or not self.symmetric
+
+    def needs_calibration(self) -> bool:
+        return self.fixed_step is None and self.step.numel() == 0
+
     def calibrate(self, x: torch.Tensor) -> None:
-        """Set Δ from ``x`` (weights, or activations gathered over calibration batches) and keep it."""
+        """Set Δ from ``x`` (weights, or activations gathered over calibration batches) and keep it.
+
+        A fixed ``step`` given to the constructor is never overwritten.
+        """
+        if self.fixed_step is not None:
+            return
         if not self.symmetric:
             step, z = asym_params(self._rows(x), self.bits)
             self.step, self.zero_point = (step, z) if self.per_channel else (step[0], z[0])
@@ -250,6 +226,27 @@ class UniformQuantizer(Quantizer):
             hi = step * (2**self.bits - 1)
             return _ste_mask(x, q, (x >= 0) & (x <= hi))
         raise AssertionError("unreachable: per-tensor unsigned takes the fused path above")
+
+    # export hooks (base.Quantizer): the affine grid with its zero point; signed 1-bit stays a codebook
+    @torch.no_grad()
+    def export_codes(self, w: torch.Tensor, name: str = "weight") -> ExportedCodes | None:
+        if self.bits >= 32 or (self.signed and self.symmetric and self.bits == 1):
+            return None
+        qw = self(w.detach())
+        step = self.current_step(w).to(torch.float32)
+        z = self._bcast(self.zero_point, w).to(torch.float32) if not self.symmetric else torch.zeros(())
+        codes = torch.round(qw / step) + z
+        zp = (self.zero_point if not self.symmetric else torch.zeros(())).to(torch.int32)
+        scale = self.step.detach().to(torch.float32).clone()
+        return ExportedCodes(codes.to(torch.int32), scale, zp, "affine", self.bits)
+
+    def export_activation(self) -> ActivationGrid | None:
+        if self.bits >= 32 or self.per_channel or self.step.numel() != 1 or (self.signed and self.bits == 1):
+            return None
+        if not self.symmetric:
+            return ActivationGrid(float(self.step), int(self.zero_point), 0, 2**self.bits - 1, "half_up")
+        lo, hi = (-(2 ** (self.bits - 1) - 1), 2 ** (self.bits - 1) - 1) if self.signed else (0, 2**self.bits - 1)
+        return ActivationGrid(float(self.step), 0, lo, hi, "half_up")
 
     def levels(self, x: torch.Tensor) -> torch.Tensor:
         if not self.symmetric or self.per_channel:

@@ -8,20 +8,15 @@ with α NOT detached and sgn_ste passing 1_{|W| <= 1}, so autograd gives the pap
 
 Binary inputs with the scaling factor K (spec §4e): conv(I, W) ≈ (sgn(I) ⊛ W̃) ⊙ K with
 A = mean_c |I| and K = A ∗ k, k a kh×kw box filter of value 1/(kh·kw), same stride/padding/dilation as the conv.
-K lives on the conv's OUTPUT grid, so it cannot be an input quantizer. ``XNORInputScaling`` is a small
-module attached to a QuantConv2d/QuantConv1d/QuantLinear by forward hooks (``add_xnor_input_scaling``): the
-pre-hook computes K from the raw input (before ``act_quant`` binarises it), the post-hook multiplies the
-bias-free conv output by K. The activation binarisation itself is the ``sign`` quantizer (spec §4c: the
-same sgn with 1_{|x| <= 1} backward), so a full XNOR layer is ``weight=xnor, act=sign`` + the scaling.
+K lives on the conv's OUTPUT grid, so it cannot be an input quantizer: it is a module hook,
+``lowbit.nn.add_xnor_input_scaling`` (``nn/hooks.py``). The activation binarisation itself is the ``sign``
+quantizer (spec §4c: the same sgn with 1_{|x| <= 1} backward), so a full XNOR layer is ``weight=xnor, act=sign``
++ the scaling.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from .base import Quantizer
 from .registry import register
@@ -68,66 +63,3 @@ class XNORWeight(Quantizer):
     def levels(self, x: torch.Tensor) -> torch.Tensor:
         q = xnor_weight(x.detach()).reshape(-1)
         return torch.unique(torch.cat([q.abs(), -q.abs()]))
-
-
-def xnor_k(x: torch.Tensor, layer: nn.Module) -> torch.Tensor:
-    """K = (mean_c |I|) ∗ box(kh×kw), with the layer's stride/padding/dilation; shape of the output grid."""
-    a = x.abs().mean(dim=1, keepdim=True)  # (N, 1, *spatial)
-    if isinstance(layer, nn.Conv2d):
-        kh, kw = layer.kernel_size
-        box = a.new_full((1, 1, kh, kw), 1.0 / (kh * kw))
-        return F.conv2d(a, box, stride=layer.stride, padding=layer.padding, dilation=layer.dilation)
-    if isinstance(layer, nn.Conv1d):
-        (k,) = layer.kernel_size
-        box = a.new_full((1, 1, k), 1.0 / k)
-        return F.conv1d(a, box, stride=layer.stride, padding=layer.padding, dilation=layer.dilation)
-    if isinstance(layer, nn.Linear):
-        return x.abs().mean(dim=-1, keepdim=True)  # a dense layer is a conv whose kernel covers the input
-    raise TypeError(f"XNOR input scaling needs a Linear/Conv1d/Conv2d layer, got {type(layer).__name__}")
-
-
-class XNORInputScaling:
-    """Hooks that multiply a layer's output by K (spec §4e). Keep the object to ``remove()`` them."""
-
-    def __init__(self, layer: nn.Module):
-        if not isinstance(layer, (nn.Conv2d, nn.Conv1d, nn.Linear)):
-            raise TypeError(f"XNOR input scaling needs a Linear/Conv1d/Conv2d layer, got {type(layer).__name__}")
-        if isinstance(layer, (nn.Conv2d, nn.Conv1d)) and (layer.groups != 1 or layer.padding_mode != "zeros"):
-            raise ValueError(
-                f"XNOR input scaling needs groups=1 and padding_mode='zeros', got groups={layer.groups}, "
-                f"padding_mode={layer.padding_mode!r}"
-            )
-        self._k: torch.Tensor | None = None
-        self.handles = [layer.register_forward_pre_hook(self._pre), layer.register_forward_hook(self._post)]
-
-    def _pre(self, layer: nn.Module, args: tuple[Any, ...]) -> None:
-        self._k = xnor_k(args[0], layer)
-
-    def _post(self, layer: nn.Module, args: tuple[Any, ...], out: torch.Tensor) -> torch.Tensor:
-        k, self._k = self._k, None
-        bias = getattr(layer, "bias", None)
-        if bias is None:
-            return out * k
-        shape = (1, -1) + (1,) * (out.dim() - 2)
-        b = bias.reshape(shape) if out.dim() > 2 else bias
-        return (out - b) * k + b  # K scales sgn(I)⊛W̃ only, the bias stays as it is
-
-    def remove(self) -> None:
-        for h in self.handles:
-            h.remove()
-
-
-def add_xnor_input_scaling(model: nn.Module) -> list[XNORInputScaling]:
-    """Attach K scaling to every quantized layer whose activation quantizer is ``sign`` (binary inputs).
-
-    Returns the scalers (call ``.remove()`` on each to detach them). Hooks are not saved with the model:
-    call this again after ``load_model``.
-    """
-    from ..nn import QuantMixin
-    from .binary import SignActivation
-
-    out = []
-    for m in model.modules():
-        if isinstance(m, QuantMixin) and isinstance(getattr(m, "act_quant", None), SignActivation):
-            out.append(XNORInputScaling(m))
-    return out

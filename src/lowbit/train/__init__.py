@@ -1,6 +1,6 @@
 """Training: the loop, configs, schedules, regularisers, checkpoints."""
 
-from .checkpoint import CheckpointError, atomic_write_text, load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .inq_fit import fit_inq
 from .loop import classification_loss, epoch_batches, fit, load_model_state, make_optimizer
@@ -10,7 +10,6 @@ from .schedules import cyclical_factor, lr_factor
 __all__ = [
     "CheckpointError",
     "TrainConfig",
-    "atomic_write_text",
     "classification_loss",
     "cyclical_factor",
     "epoch_batches",

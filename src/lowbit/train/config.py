@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import math
+from dataclasses import asdict, dataclass, field
 
 from ..config import check_keys
 from .schedules import SCHEDULES
@@ -26,6 +27,10 @@ class TrainConfig:
     grad_clip: float = 0.0  # max global gradient norm (0 = off)
     seed: int = 0  # shuffling and dropout
     device: str = "cpu"  # "cpu", "cuda", "cuda:1", ... (model and batches are moved there)
+    # learning-rate factor per parameter group: {fnmatch pattern over named_parameters(): factor}; multiplies any
+    # factor the layer's quantizer declares (BinaryConnect lr_scale="glorot"); see train/param_groups.py
+    lr_scale: dict[str, float] = field(default_factory=dict)
+    calibrate_batches: int = 4  # batches that set uncalibrated quantizer ranges before training (0 = off)
 
     def __post_init__(self):
         def need(cond: bool, field: str, accepted: str):
@@ -44,12 +49,23 @@ class TrainConfig:
         need(self.lipschitz >= 0, "lipschitz", "a number >= 0")
         need(whole(self.cycle_stage, 1), "cycle_stage", "a whole number >= 1")
         need(whole(self.seed, 0), "seed", "a whole number >= 0")
+        need(whole(self.calibrate_batches, 0), "calibrate_batches", "a whole number >= 0 (0 = no calibration)")
         need(
             isinstance(self.device, str) and self.device.split(":")[0] in ("cpu", "cuda", "mps"),
             "device",
             "'cpu', 'cuda[:N]' or 'mps'",
         )
         self.milestones = tuple(self.milestones)
+
+        def factor(v):
+            return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+
+        need(
+            isinstance(self.lr_scale, dict) and all(isinstance(k, str) and factor(v) for k, v in self.lr_scale.items()),
+            "lr_scale",
+            "a mapping {parameter-name pattern: positive factor}, e.g. {'classifier.*': 0.1}",
+        )
+        self.lr_scale = {k: float(v) for k, v in self.lr_scale.items()}
 
     def to_dict(self) -> dict:
         d = asdict(self)

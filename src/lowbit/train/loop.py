@@ -19,8 +19,10 @@ from torch import nn
 from torch.utils.data import Dataset, TensorDataset, default_collate
 from tqdm.auto import tqdm
 
-from .checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
+from ..fileio import atomic_append_lines, atomic_write_text
+from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
+from .param_groups import param_groups
 from .regularizers import apply_post_step, lipschitz, quantizer_regularizers
 from .schedules import lr_factor
 
@@ -32,8 +34,14 @@ def classification_loss(model: nn.Module, batch: Sequence[torch.Tensor]) -> torc
     return F.cross_entropy(model(x), y)
 
 
-def make_optimizer(params: Iterable[nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
-    params = [p for p in params if p.requires_grad]
+def make_optimizer(params: Iterable[nn.Parameter] | Iterable[dict], cfg: TrainConfig) -> torch.optim.Optimizer:
+    """``params``: parameters, or groups from ``param_groups.param_groups`` (each with its ``"lr_scale"``)."""
+    params = list(params)
+    if params and isinstance(params[0], dict):
+        params = [{**g, "params": [p for p in g["params"] if p.requires_grad]} for g in params]
+        params = [g for g in params if g["params"]]
+    else:
+        params = [p for p in params if p.requires_grad]
     if cfg.optimizer == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     return torch.optim.SGD(
@@ -107,6 +115,24 @@ def load_model_state(path: Path, model: nn.Module) -> dict:
     return meta
 
 
+def calibrate_before_training(
+    model: nn.Module, data: Dataset, cfg: TrainConfig, loss_fn: LossFn, collate: Callable | None = None
+) -> None:
+    """Calibrate the model's uncalibrated quantizers on the first ``cfg.calibrate_batches`` batches of epoch 0.
+
+    Uses no global random state (the batch order is fixed by (seed, 0)), so resumed runs stay exact.
+    """
+    from ..api import calibrate
+
+    def batches():
+        for i, batch in enumerate(epoch_batches(data, cfg.batch_size, cfg.seed, 0, collate)):
+            if i >= cfg.calibrate_batches:
+                return
+            yield batch if cfg.device == "cpu" else _to(batch, cfg.device)
+
+    calibrate(model, batches(), forward=loss_fn, only_uncalibrated=True)
+
+
 def fit(
     model: nn.Module,
     train_data: Dataset,
@@ -128,9 +154,14 @@ def fit(
     resume: continue from ``run_dir``'s last checkpoint (a fresh start if there is none).
     on_optimizer: called once with the optimizer (INQ attaches its step hooks here).
     after_step: called after every optimizer step (e.g. BinaryConnect's weight clipping).
+    Before the first epoch of a fresh run, the quantizers whose ranges are still unset (PACT α, LSQ steps, ...)
+    are calibrated on the first ``cfg.calibrate_batches`` batches of epoch 0 (``lowbit.calibrate`` with
+    ``only_uncalibrated=True``; ``loss_fn`` runs the forward); 0 turns it off.
     """
+    if str(cfg.device).startswith("cuda") and not torch.cuda.is_available():  # one clear line, not a traceback
+        raise ValueError(f"device {cfg.device!r}: CUDA is not available on this machine; use device = \"cpu\"")
     model.to(cfg.device)
-    opt = make_optimizer(model.parameters(), cfg)
+    opt = make_optimizer(param_groups(model, cfg), cfg)  # one group per lr factor (train/param_groups.py)
     if on_optimizer is not None:
         on_optimizer(opt)
     ckpt = Path(run_dir) / "checkpoints" / "last.safetensors" if run_dir else None
@@ -144,13 +175,15 @@ def fit(
         _load_optimizer(opt, tensors, meta["optimizer"])
         torch.set_rng_state(tensors["rng.torch"])
         start, history = meta["epoch"] + 1, meta["history"]
+    if start == 0 and cfg.calibrate_batches > 0:
+        calibrate_before_training(model, train_data, cfg, loss_fn, collate)
     if metrics is not None:  # metrics.jsonl always agrees with the checkpoint it was resumed from
         atomic_write_text(metrics, "".join(json.dumps(h) + "\n" for h in history))
     bar = tqdm(range(start, cfg.epochs), desc=desc, disable=not progress, leave=False, initial=start, total=cfg.epochs)
     for epoch in bar:
         lr = cfg.lr * lr_factor(cfg.schedule, epoch, cfg.epochs, cfg.milestones, cfg.gamma, cfg.cycle_stage)
         for g in opt.param_groups:
-            g["lr"] = lr
+            g["lr"] = lr * g.get("lr_scale", 1.0)
         model.train()
         t0, total, count = time.perf_counter(), 0.0, 0
         for batch in epoch_batches(train_data, cfg.batch_size, cfg.seed, epoch, collate):
@@ -179,7 +212,6 @@ def fit(
         bar.set_postfix(loss=f"{row['loss']:.4f}")
         if ckpt is not None:
             save_train_state(ckpt, model, opt, epoch, history)
-            with open(metrics, "a") as f:
-                f.write(json.dumps(row) + "\n")
+            atomic_append_lines(metrics, [json.dumps(row)])
     model.eval()
     return history

@@ -6,21 +6,26 @@ import torch
 from torch import nn
 
 from ..api import quantizable_layers
+from ..quantizers import Quantizer
 
 
 def quantizer_regularizers(model: nn.Module) -> torch.Tensor | None:
     """Sum of every submodule's ``regularizer()`` (e.g. PACT's λ_α·α², spec §3)."""
-    terms = [m.regularizer() for m in model.modules() if hasattr(m, "regularizer") and callable(m.regularizer)]
+    terms = [m.regularizer() for m in model.modules() if isinstance(m, Quantizer)]  # base-class hook
+    terms = [t for t in terms if t is not None]
     return torch.stack([t.reshape(()) for t in terms]).sum() if terms else None
 
 
 def lipschitz(model: nn.Module) -> torch.Tensor:
     """L_lip = 0.5·Σ_l ||W_lᵀW_l − I||_F² over conv/linear FP32 shadow weights (spec §5.2).
 
-    conv: W_l = weight.reshape(C_out, -1).T, so WᵀW is C_out×C_out; linear: W_l = weight.T.
+    conv: W_l = weight.reshape(C_out, -1).T, so WᵀW is C_out×C_out; linear: W_l = weight.T. Only conv and
+    linear layers count (float or quantized twins): activation points and recurrent layers are skipped.
     """
     total = None
     for _, m in quantizable_layers(model):
+        if not isinstance(m, (nn.Linear, nn.modules.conv._ConvNd)):
+            continue
         w = m.weight.reshape(m.weight.shape[0], -1)  # (C_out, fan_in); WᵀW of spec = w wᵀ
         gram = w @ w.t()
         eye = torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device)
@@ -39,6 +44,6 @@ def apply_post_step(model: nn.Module) -> None:
     from ..nn import QuantMixin
 
     for m in model.modules():
-        if isinstance(m, QuantMixin) and m.weight_quant is not None and hasattr(m.weight_quant, "post_step"):
+        if isinstance(m, QuantMixin) and m.weight_quant is not None:  # post_step: a no-op unless overridden
             for n in m.quant_weight_names:
-                m.weight_quant.post_step(getattr(m, n))
+                m.weight_quantizer(n).post_step(getattr(m, n))

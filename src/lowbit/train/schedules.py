@@ -10,7 +10,16 @@ SCHEDULES = ("constant", "cosine", "step", "cyclical")
 
 
 def cyclical_factor(t: int, stage_len: int = 1) -> float:
-    """c[floor(t / T_s) mod 8] (spec §5.1; t and T_s in epochs by default, §11.19)."""
+    """c[floor(t / T_s) mod 8] (spec §5.1; t and T_s in epochs by default, §11.19).
+
+    Boo et al. Appendix B: for CIFAR-10 one stage per epoch (a cycle of 8 epochs) and a base LR 10 × the last
+    LR of the retraining. That last LR is 1e-4 (0.01 ÷10 at 50 and 80, §5.2), so the base is 1e-3 and the LR
+    runs 1e-3 -> 1e-5 -> 1e-3, as §5.4 says (40 epochs = 5 cycles); Appendix B's printed "1e-4" contradicts both.
+    """
+    if not isinstance(t, int) or isinstance(t, bool) or t < 0:
+        raise ValueError(f"cyclical_factor: t={t!r} is not accepted; expected a whole number >= 0")
+    if not isinstance(stage_len, int) or isinstance(stage_len, bool) or stage_len < 1:
+        raise ValueError(f"cyclical_factor: stage_len={stage_len!r} is not accepted; expected a whole number >= 1")
     return CYCLE[(t // stage_len) % 8]
 
 

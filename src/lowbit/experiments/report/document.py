@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..train.checkpoint import atomic_write_text
+from ...fileio import atomic_write_text
 
 
 @dataclass
@@ -53,10 +53,13 @@ class Report:
     tables: list[Table] = field(default_factory=list)
     figures: list[Figure] = field(default_factory=list)
     config_text: str = ""  # the run's config, shown verbatim at the end
+    sections: list[tuple[str, list[str]]] = field(default_factory=list)  # (heading, paragraphs) after the tables
 
     def markdown(self) -> str:
         parts = [f"# {self.title}", *self.paragraphs]
         parts += [t.markdown() for t in self.tables]
+        for heading, paras in self.sections:
+            parts += [f"## {heading}", *paras]
         parts += [f"![{f.caption}]({f.path})\n\n*{f.caption}*" for f in self.figures]
         if self.config_text:
             parts += ["## Config", "```toml\n" + self.config_text.rstrip() + "\n```"]
@@ -70,6 +73,8 @@ class Report:
         parts = [f"<h1>{html.escape(self.title)}</h1>"]
         parts += [f"<p>{html.escape(p)}</p>" for p in self.paragraphs]
         parts += [t.html() for t in self.tables]
+        for heading, paras in self.sections:
+            parts += [f"<h2>{html.escape(heading)}</h2>", *(f"<p>{html.escape(p)}</p>" for p in paras)]
         parts += [
             f"<figure><img src='{html.escape(f.path)}'><figcaption>{html.escape(f.caption)}</figcaption></figure>"
             for f in self.figures

@@ -1,0 +1,61 @@
+"""``lowbit sweep SPEC``: run every job of a study spec into one run folder (DESIGN.md, Experiments)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from . import UsageError
+
+
+def add_run_options(p: argparse.ArgumentParser, scale_help: str) -> None:
+    """Options shared by sweep, run and reproduce."""
+    p.add_argument("--scale", default=None, help=scale_help)
+    p.add_argument("--out", type=Path, default=None, help="run folder (default runs/<spec name>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out (finished jobs are not re-run)")
+    p.add_argument("--dry-run", action="store_true", help="print the planned jobs and their count; run nothing")
+    p.add_argument("--workers", type=int, default=2, help="parallel worker processes (default 2; 1 = in-process)")
+    p.add_argument("--backend", default="local", help="where jobs run: local (worker processes on this machine)")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "sweep",
+        help="run a study spec: every model x method x seed x axis value",
+        description="Plan the jobs of a study spec (TOML; format in lowbit.experiments.spec and the README), run "
+        "each one not yet in the run folder's results.sqlite (parents first, in worker processes), and write "
+        "report.md, report.html and figures/. Kill it at any moment; --resume ends with the same results.",
+    )
+    p.add_argument("spec", type=Path, help="study spec TOML (e.g. configs/studies/spirals.toml)")
+    add_run_options(p, "tiny | default | paper, or any [scales.NAME] of the spec (default: default)")
+    p.set_defaults(func=_run)
+
+
+def run_spec(spec, args: argparse.Namespace) -> int:
+    """Dry-run or sweep a parsed spec with the shared options; print where the report went."""
+    from ..experiments.backends import WorkerDied
+    from ..experiments.engine import sweep
+    from ..experiments.plan import describe, plan
+
+    if args.dry_run:
+        print(f"{spec.name} (scale {spec.scale})")
+        print(describe(plan(spec)))
+        return 0
+    out = args.out or Path("runs") / spec.name
+    t0 = time.perf_counter()
+    try:
+        report = sweep(
+            spec, out, resume=args.resume, workers=args.workers, backend=args.backend, progress=not args.no_progress
+        )
+    except WorkerDied as e:
+        raise UsageError(str(e)) from None
+    print(f"{spec.name}: report written to {report} ({time.perf_counter() - t0:.0f} s)")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..experiments.spec import load_spec
+
+    return run_spec(load_spec(args.spec, args.scale), args)

@@ -1,0 +1,71 @@
+"""Backends run jobs; the engine decides which jobs are ready. One small interface (DESIGN.md, Experiments).
+
+A backend is given work as ``submit(key, fn, kwargs)`` — ``fn`` an importable module-level function, the
+kwargs plain data — and hands finished work back one at a time from ``next_result() -> (key, result)``,
+re-raising a job's exception. ``pending`` says how many submitted jobs have not been handed back;
+``capacity`` how many it runs at once (the engine submits no more, so it picks the longest ready job late). The engine
+submits a job when its parents are finished and writes each result to the store itself, so the resume rule
+is the same for every backend. The local backend runs worker processes; a distributed one (Ray: ``submit`` ->
+``fn.remote``, ``next_result`` -> ``ray.wait``) plugs in by registering a factory in ``BACKENDS``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any
+
+
+class WorkerDied(RuntimeError):
+    """A worker process ended without a result (killed, out of memory)."""
+
+
+class Backend(ABC):
+    @abstractmethod
+    def submit(self, key: str, fn: Callable[..., Any], kwargs: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    def next_result(self) -> tuple[str, Any]: ...
+
+    @property
+    @abstractmethod
+    def pending(self) -> int: ...
+
+    @property
+    def capacity(self) -> int:
+        """How many jobs it runs at once (the engine keeps no more than this many submitted)."""
+        return 1
+
+    def close(self) -> None:  # noqa: B027  (optional)
+        pass
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _local(workers: int) -> Backend:
+    from .local import LocalBackend
+
+    return LocalBackend(workers)
+
+
+BACKENDS: dict[str, Callable[[int], Backend]] = {"local": _local}
+
+
+def backend_names() -> list[str]:
+    return sorted(BACKENDS)
+
+
+def check_backend(name: str, workers: int) -> None:
+    if name not in BACKENDS:
+        raise ValueError(f"--backend {name!r} is not accepted; expected one of {', '.join(backend_names())}")
+    if not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"--workers {workers!r} is not accepted; expected a whole number >= 1")
+
+
+def make_backend(name: str, workers: int) -> Backend:
+    check_backend(name, workers)
+    return BACKENDS[name](workers)

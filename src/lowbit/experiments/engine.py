@@ -1,0 +1,152 @@
+"""The sweep engine: spec -> checked plan -> jobs on a backend -> rows in the store -> report (DESIGN.md).
+
+``sweep(spec, out)`` is what ``lowbit sweep``, ``lowbit run`` and ``lowbit reproduce`` call. Before anything
+is written, the whole spec is checked against its data: every model is built with the data's sizes and runs
+two samples, every QuantConfig is planned on its model. Then, holding ``RunLock(out)`` for the whole run:
+
+- a fresh run refuses a folder whose store already holds results (a folder with only a ``spec.toml`` is
+  fine: a run that never produced a result does not hold the folder hostage);
+- ``resume`` removes stale temporary files and refuses a folder with results whose ``spec.toml`` differs
+  from this resolved spec, naming the first differing key;
+- ``spec.toml`` is written (the resolved spec: the config that ran is the config that was read);
+- every job not in the store runs when its parents are finished; the job with the longest chain of work
+  behind it goes first; each finished job is one store transaction;
+- the report is rebuilt from ``spec.toml`` and the store.
+"""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from ..api import plan as quant_plan
+from ..config import QuantConfig
+from ..fileio import atomic_write_text, clean_stale_temps
+from ..runlock import RunLock
+from .backends import check_backend, make_backend
+from .datasets import load_data
+from .models import build_model, check_fit
+from .plan import Job, plan
+from .spec import Spec, first_difference
+from .steps import run_job
+from .store import STORE_NAME, Store
+
+SPEC_NAME = "spec.toml"
+
+
+def preflight(spec: Spec, jobs: list[Job]) -> dict[str, int]:
+    """Load the data, build every model and plan every QuantConfig; return {model label: parameter count}."""
+    data = load_data(spec.data)
+    params = {}
+    for label, cfg in spec.models.items():
+        if label in spec.grid["model"]:
+            check_fit(label, cfg, data, spec.data["name"])
+            params[label] = sum(p.numel() for p in build_model(cfg, data.info)[0].parameters())
+    seen = set()
+    for j in jobs:
+        quant = j.config["recipe"].get("quant")
+        key = (j.axes["model"], repr(quant))
+        if quant is None or key in seen:
+            continue
+        seen.add(key)
+        model, _ = build_model(j.config["model"], data.info)
+        try:
+            quant_plan(model, QuantConfig.from_dict(copy.deepcopy(quant)))
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"methods.{j.axes['method']}.quant on model {j.axes['model']!r}: {e}") from None
+    return params
+
+
+def start_run(out: Path, spec: Spec, resume: bool) -> None:
+    """The run-folder rules above (call while holding the lock)."""
+    spec_path = out / SPEC_NAME
+    has_results = False
+    if (out / STORE_NAME).is_file():
+        with Store(out) as store:
+            has_results = bool(store.done())
+    if resume:
+        clean_stale_temps(out)
+        if spec_path.is_file():
+            old = tomllib.loads(spec_path.read_text())
+            diff = first_difference(old, tomllib.loads(spec.to_toml()))
+            if diff is not None and has_results:
+                raise ValueError(
+                    f"{spec_path} was written by a different spec (first difference: {diff}); resume with the same "
+                    "spec and --scale, or choose another --out"
+                )
+    elif has_results:
+        raise ValueError(
+            f"run folder {str(out)!r} already holds a run with results; pass --resume to continue it or choose "
+            "another --out"
+        )
+    atomic_write_text(spec_path, spec.to_toml())
+
+
+def _priorities(jobs: list[Job], params: dict[str, int]) -> dict[str, float]:
+    """Longest chain of work from each job to the end of the plan (cost ~ parameters x epochs)."""
+    children: dict[str, list[str]] = {j.id: [] for j in jobs}
+    for j in jobs:
+        for p in j.parents:
+            children[p].append(j.id)
+    level: dict[str, float] = {}
+    for j in reversed(jobs):  # children come after parents in the plan
+        r = j.config["recipe"]
+        epochs = r.get("train", {}).get("epochs", 0) * (len(r.get("portions", [0, 1])) - 1 if j.kind == "inq" else 1)
+        cost = params.get(j.axes["model"], 1) * max(epochs, 0.1)
+        level[j.id] = cost + max((level[c] for c in children[j.id]), default=0.0)
+    return level
+
+
+def run_jobs(jobs: list[Job], out: Path, store: Store, backend: str, workers: int, progress: bool, params) -> None:
+    done = store.done()
+    waiting = {j.id: j for j in jobs if j.id not in done}
+    level = _priorities(jobs, params)
+    by_id = {j.id: j for j in jobs}
+    bar = tqdm(total=len(jobs), initial=len(jobs) - len(waiting), desc="jobs", disable=not progress, unit="job")
+    with make_backend(backend, workers) as be:
+        while waiting or be.pending:
+            ready = sorted(
+                (j for j in waiting.values() if all(p in done for p in j.parents)), key=lambda j: -level[j.id]
+            )
+            for j in ready[: max(0, be.capacity - be.pending)]:
+                kwargs = dict(
+                    config=j.config,
+                    job_dir=str(out / "jobs" / j.id),
+                    parent_dirs=[str(out / "jobs" / p) for p in j.parents],
+                    progress=progress and workers == 1,
+                )
+                be.submit(j.id, run_job, kwargs)
+                del waiting[j.id]
+            key, res = be.next_result()
+            job = by_id[key]
+            model = f"jobs/{key}/{res['model']}" if res["model"] else None
+            store.add_job(key, res["metrics"], job.axes, job.config, res["wall_s"], model)
+            done.add(key)
+            bar.set_postfix_str(job.label[:40])
+            bar.update(1)
+    bar.close()
+
+
+def sweep(
+    spec: Spec,
+    out: str | Path,
+    resume: bool = False,
+    workers: int = 2,
+    backend: str = "local",
+    progress: bool = True,
+) -> Path:
+    """Run every job of ``spec`` into ``out`` and build its report; return the path of report.md."""
+    from .report import build_report
+
+    out = Path(out)
+    jobs = plan(spec)
+    check_backend(backend, workers)  # before anything is written
+    params = preflight(spec, jobs)
+    with RunLock(out):
+        start_run(out, spec, resume)
+        with Store(out) as store:
+            run_jobs(jobs, out, store, backend, workers, progress, params)
+        return build_report(out)

@@ -1,0 +1,106 @@
+"""The rows of a run as the report reads them: one ``JobResult`` per job, with labels and caption facts.
+
+``RunResults(out)`` reads ``spec.toml`` and ``results.sqlite`` of a run folder and nothing else (figure extras
+may also load the saved models the store points to). ``select(where)`` filters jobs by axis values;
+``key_label`` names a pivot key the way tables and figures print it; ``caption_facts`` says what a figure
+is made of (data set, models, methods, bits, seeds, number of runs), as DESIGN.md asks of every figure.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..spec import CORE_AXES, Spec, parse_spec
+from ..store import STORE_NAME, Store
+
+
+@dataclass
+class JobResult:
+    id: str
+    axes: dict[str, Any]
+    config: dict[str, Any]
+    metrics: dict[str, float | None]
+    model_path: str | None
+    wall_s: float
+    code_version: str
+
+
+def _bits(quant: dict | None, role: str) -> int:
+    q = (quant or {}).get(role)
+    return q.get("bits", 32) if isinstance(q, dict) else 32
+
+
+def bits_label(config: dict) -> str:
+    """The precision of a job from its recipe: ``float``, ``W2``, ``A2``, ``W2A4``, ``W3 INQ``, ``ensemble``."""
+    r = config["recipe"]
+    w, a = _bits(r.get("quant"), "weight"), _bits(r.get("quant"), "act")
+    if r["kind"] == "inq":
+        return f"W{r['bits']} INQ" + (f" A{a}" if a != 32 else "")
+    if r["kind"] == "qat":
+        return (f"W{w}" if w != 32 else "") + (f"A{a}" if a != 32 else "") or "float"
+    return r["kind"]
+
+
+def data_label(spec: Spec) -> str:
+    args = ", ".join(f"{k}={v}" for k, v in spec.data.items() if k != "name")
+    return f"{spec.data['name']}" + (f" ({args})" if args else "")
+
+
+class RunResults:
+    def __init__(self, out: str | Path):
+        self.out = Path(out)
+        spec_path = self.out / "spec.toml"
+        if not spec_path.is_file():
+            raise FileNotFoundError(f"{str(self.out)!r} is not a run folder (no spec.toml in it)")
+        self.spec = parse_spec(tomllib.loads(spec_path.read_text()), None, str(spec_path))
+        self.jobs: dict[str, JobResult] = {}
+        if (self.out / STORE_NAME).is_file():
+            with Store(self.out, create=False) as store:
+                for r in store.rows():
+                    j = self.jobs.setdefault(
+                        r.job_id, JobResult(r.job_id, r.axes, r.config, {}, r.model_path, r.wall_s, r.code_version)
+                    )
+                    j.metrics[r.metric] = r.value
+
+    def select(self, where: dict[str, Any] | None = None, metric: str | None = None) -> list[JobResult]:
+        def ok(value, want):  # a list in ``where`` accepts any of its values
+            return value in want if isinstance(want, list) else value == want
+
+        out = [j for j in self.jobs.values() if all(ok(j.axes.get(k), v) for k, v in (where or {}).items())]
+        return [j for j in out if metric is None or j.metrics.get(metric) is not None]
+
+    def order(self, axis: str, value: Any) -> tuple[int, str]:
+        """Sort key: the position of ``value`` in the spec's axis list (absent values first)."""
+        values = self.spec.grid.get(axis, [])
+        return (values.index(value) + 1 if value in values else 0, str(value))
+
+    def key_label(self, axes: tuple[str, ...], key: tuple) -> str:
+        parts = [str(v) if a in ("model", "method") else f"{a}={v}" for a, v in zip(axes, key) if v is not None]
+        return " ".join(parts) or "-"
+
+    def caption_facts(self, jobs: list[JobResult]) -> str:
+        if not jobs:
+            return f"data {data_label(self.spec)}; no runs yet"
+
+        def uniq(values):
+            out = []
+            for v in values:
+                if v not in out:
+                    out.append(v)
+            return ", ".join(str(v) for v in out)
+
+        models = uniq(f"{j.axes['model']} ({j.config['model']['name']})" for j in sorted(jobs, key=self._job_order))
+        methods = uniq(j.axes["method"] for j in sorted(jobs, key=self._job_order))
+        bits = uniq(bits_label(j.config) for j in sorted(jobs, key=self._job_order))
+        seeds = uniq(sorted({j.axes["seed"] for j in jobs if "seed" in j.axes}))
+        n = len(jobs)
+        return (
+            f"data {data_label(self.spec)}; model {models}; method {methods}; bits {bits}; seeds {seeds or '-'}; "
+            f"{n} run{'s' if n != 1 else ''}; scale {self.spec.scale}"
+        )
+
+    def _job_order(self, j: JobResult) -> tuple:
+        return tuple(self.order(a, j.axes.get(a)) for a in [*CORE_AXES, *self.spec.extra_axes])

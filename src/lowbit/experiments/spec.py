@@ -1,0 +1,196 @@
+"""The study spec: one TOML file says what a study trains, on what, and what its report shows (DESIGN.md, Experiments).
+
+    name = "my-study"                  # required; description = "..." optional
+    task = "classification"            # a registered task (lowbit.experiments.tasks): loss, predict, metrics
+    [data]                             # a registered data set (lowbit.experiments.datasets) and its arguments
+    name = "digits"
+    [grid]                             # named axes; every job is one cell of their product
+    model = ["small", "wide"]          # names of [models.*] entries
+    method = ["float", "W2", "INQ"]    # names of [methods.*] entries (parents are added to the plan as needed)
+    seed = [0, 1]
+    bits = [2, 3, 4]                   # any other axis; a method uses it by writing "${bits}" as a value
+    [models.small]                     # a registered model and its arguments (input size / classes come from
+    name = "fcdnn"                     # the data where the model takes them)
+    width = 32
+    [train]                            # defaults for every method's train table (TrainConfig fields, no seed)
+    epochs = 5
+    [methods.float]                    # kind = "float": train from scratch
+    kind = "float"
+    [methods.W2]                       # kind = "qat": quantize the parent's saved model, calibrate, retrain
+    kind = "qat"
+    parent = "float"
+    quant = { weight = { name = "uniform", bits = 2 } }   # QuantConfig fields
+    calibrate = 4096                   # training samples that calibrate activation quantizers (spec §2.3)
+    train = { epochs = 2, lr = 1e-3 }
+    [methods.INQ]                      # kind = "inq": incremental power-of-two quantization of the parent
+    kind = "inq"
+    parent = "float"
+    bits = "${bits}"                   # one method, one job per value of the bits axis
+    portions = [0.5, 0.75, 0.875, 1.0]
+    strategy = "magnitude"             # optional quant = {...} as for qat (applied before INQ)
+    [methods.E4]                       # kind = "ensemble": average the probabilities of the parent's models
+    kind = "ensemble"                  # over the first `members` seeds of the grid; nothing is trained
+    parent = "W2"
+    members = 2
+    [scales.tiny]                      # overlays: merged over the spec when --scale tiny is given; any field
+    grid = { seed = [0] }              # (tables merge key by key, other values are replaced)
+    [report]                           # see lowbit.experiments.report: tables, figures, extras
+
+Every error is one line naming the path in the file and what is accepted (``SpecError``).
+The resolved spec (overlay applied, ``scale = NAME`` recorded, ``scales`` dropped) is what a run stores in
+its ``spec.toml`` and what the run reads back: the config that ran is the config that was read.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import tomlio
+from .speccheck import SpecError, check_spec
+
+__all__ = ["SpecError", "Spec", "load_spec", "parse_spec", "axis_refs", "substitute", "first_difference"]
+
+_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+CORE_AXES = ("model", "method", "seed")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A validated, resolved spec. ``raw`` is the resolved TOML dict (what ``spec.toml`` holds)."""
+
+    raw: dict
+    source: str = "spec"
+
+    @property
+    def name(self) -> str:
+        return self.raw["name"]
+
+    @property
+    def description(self) -> str:
+        return self.raw.get("description", "")
+
+    @property
+    def scale(self) -> str:
+        return self.raw.get("scale", "default")
+
+    @property
+    def task(self) -> str:
+        return self.raw.get("task", "classification")
+
+    @property
+    def data(self) -> dict:
+        return self.raw["data"]
+
+    @property
+    def grid(self) -> dict[str, list]:
+        return self.raw["grid"]
+
+    @property
+    def extra_axes(self) -> list[str]:
+        return [a for a in self.grid if a not in CORE_AXES]
+
+    @property
+    def models(self) -> dict[str, dict]:
+        return self.raw["models"]
+
+    @property
+    def methods(self) -> dict[str, dict]:
+        return self.raw["methods"]
+
+    @property
+    def report(self) -> dict:
+        return self.raw.get("report", {})
+
+    def to_toml(self) -> str:
+        return tomlio.dumps(self.raw)
+
+
+def deep_merge(base: dict, over: dict) -> dict:
+    """``over`` merged into a copy of ``base``: tables merge key by key, any other value replaces."""
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def resolve_scale(raw: dict, scale: str | None, source: str) -> dict:
+    """Apply ``[scales.SCALE]`` and record ``scale``; None: the scale the spec records, else "default"."""
+    scales = raw.get("scales", {})
+    if not isinstance(scales, dict) or not all(isinstance(v, dict) for v in scales.values()):
+        raise SpecError(f"{source}: scales: expected tables [scales.NAME] of overrides")
+    out = {k: v for k, v in raw.items() if k != "scales"}
+    if scale is None:
+        scale = raw.get("scale", "default")
+    if "scale" in raw and raw["scale"] != scale:
+        raise SpecError(f"{source}: already resolved at scale {raw['scale']!r}; cannot re-scale it to {scale!r}")
+    accepted = sorted({"default", *scales})
+    if scale not in accepted and "scale" not in raw:
+        raise SpecError(f"{source}: --scale {scale!r} is not defined; accepted: {', '.join(accepted)}")
+    out = deep_merge(out, scales.get(scale, {}))
+    out["scale"] = scale
+    return out
+
+
+def parse_spec(raw: dict, scale: str | None = None, source: str = "spec") -> Spec:
+    """Validate ``raw`` (a parsed TOML dict) at ``scale`` and return the resolved ``Spec``."""
+    if not isinstance(raw, dict):
+        raise SpecError(f"{source}: expected a TOML table at the top level")
+    resolved = resolve_scale(raw, scale, source)
+    check_spec(resolved, source)
+    return Spec(resolved, source)
+
+
+def load_spec(path: str | Path, scale: str | None = None) -> Spec:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"spec file {str(path)!r} does not exist")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise SpecError(f"{path.name}: not valid TOML: {e}") from None
+    return parse_spec(raw, scale, path.name)
+
+
+def axis_refs(value: Any) -> set[str]:
+    """The axes a value refers to with ``"${axis}"`` strings (anywhere inside tables and lists)."""
+    if isinstance(value, str):
+        m = _REF.match(value)
+        return {m.group(1)} if m else set()
+    if isinstance(value, dict):
+        return set().union(*(axis_refs(v) for v in value.values())) if value else set()
+    if isinstance(value, list):
+        return set().union(*(axis_refs(v) for v in value)) if value else set()
+    return set()
+
+
+def substitute(value: Any, axes: dict[str, Any]) -> Any:
+    """``value`` with every ``"${axis}"`` replaced by the axis value (keeping its type)."""
+    if isinstance(value, str):
+        m = _REF.match(value)
+        return axes[m.group(1)] if m else value
+    if isinstance(value, dict):
+        return {k: substitute(v, axes) for k, v in value.items()}
+    if isinstance(value, list):
+        return [substitute(v, axes) for v in value]
+    return value
+
+
+def first_difference(a: Any, b: Any, path: str = "") -> str | None:
+    """The first dotted key path where ``a`` and ``b`` differ (None when equal)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in list(a) + [k for k in b if k not in a]:
+            if k not in a or k not in b:
+                return f"{path}{k}"
+            d = first_difference(a[k], b[k], f"{path}{k}.")
+            if d is not None:
+                return d
+        return None
+    return None if a == b else (path[:-1] or "(top level)")

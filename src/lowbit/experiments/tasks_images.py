@@ -1,0 +1,44 @@
+"""Image classification tasks of the classification study (seed §3.2): top-1 accuracy and error on the test set,
+the same on the training set (``train_accuracy``: the train-test gap measures overfitting), and optional
+per-batch augmentation (random crop of the zero-padded image, shift up to 4 pixels, and horizontal flip).
+
+- ``image_classification``: no augmentation;
+- ``image_classification_crop_flip``: crop + flip on every training batch (``lowbit.data.transforms.augment``,
+  drawn from the global torch generator that ``fit`` seeds).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..data import transforms as T
+from ..metrics.classification import top1_accuracy
+from .tasks import Task, _first_inputs, _labels, _softmax_predict, register_task
+
+
+def _metrics(probs: torch.Tensor, data) -> dict[str, float]:
+    acc = top1_accuracy(probs, _labels(data))
+    return {"accuracy": acc, "error": 100.0 - acc}
+
+
+def _crop_flip_loss(model: torch.nn.Module, batch) -> torch.Tensor:
+    return F.cross_entropy(model(T.augment(batch[0])), batch[1])
+
+
+def _plain_loss(model: torch.nn.Module, batch) -> torch.Tensor:
+    return F.cross_entropy(model(batch[0]), batch[1])
+
+
+for _name, _loss in (("image_classification", _plain_loss), ("image_classification_crop_flip", _crop_flip_loss)):
+    register_task(
+        Task(
+            name=_name,
+            loss=_loss,
+            predict=_softmax_predict,
+            metrics=_metrics,
+            calibration=_first_inputs,
+            metric_names=("accuracy", "error"),
+            train_metrics=True,
+        )
+    )

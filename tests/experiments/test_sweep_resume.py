@@ -1,0 +1,101 @@
+"""Kill -9 mid-run (a worker, then the whole sweep), --resume: the results are bitwise an uninterrupted run's."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from safetensors.torch import load_file
+from specs import SPIRALS_SMALL
+
+from lowbit.cli import main
+
+HEAVIER = SPIRALS_SMALL.replace("subset = 400", "subset = 3000").replace("epochs = 3\n", "epochs = 8\n")
+
+
+def _snapshot(out: Path) -> tuple[list, dict]:
+    with sqlite3.connect(out / "results.sqlite") as db:
+        rows = sorted(db.execute("SELECT job_id, metric, value, axes, config, model_path FROM results"))
+    models = {p.parent.name: load_file(p) for p in sorted(out.glob("jobs/*/model.safetensors"))}
+    return rows, models
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+                cmd = (d / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid and b"spawn_main" in cmd:
+                out.append(int(d.name))
+    return out
+
+
+def _start(spec: Path, out: Path, workers: int, resume: bool) -> subprocess.Popen:
+    cmd = [
+        sys.executable,
+        "-m",
+        "lowbit.cli",
+        "sweep",
+        str(spec),
+        "--out",
+        str(out),
+        "--workers",
+        str(workers),
+        "--no-progress",
+    ] + (["--resume"] if resume else [])
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True)
+
+
+def _wait_for_training(out: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
+    t0 = time.time()
+    while not list(out.glob("jobs/*/train/**/last.safetensors")):
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() - t0 < timeout
+        time.sleep(0.05)
+
+
+def test_kill_a_worker_then_the_sweep_and_resume_bitwise(tmp_path):
+    rng = random.Random(7)
+    spec = tmp_path / "s.toml"
+    spec.write_text(HEAVIER)
+    ref = tmp_path / "ref"
+    assert main(["sweep", str(spec), "--out", str(ref), "--workers", "1", "--no-progress"]) == 0
+    out = tmp_path / "run"
+
+    # 1. SIGKILL one worker process mid-job: the sweep stops with one line, nothing half-written
+    proc = _start(spec, out, workers=2, resume=False)
+    _wait_for_training(out, proc)
+    time.sleep(rng.uniform(0.0, 0.6))
+    workers = _children(proc.pid)
+    assert workers, "no worker process found"
+    os.kill(rng.choice(workers), signal.SIGKILL)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2 and b"worker process died" in err, err
+
+    # 2. SIGKILL the whole resumed sweep (main process and workers) at a random moment of its work
+    proc = _start(spec, out, workers=2, resume=True)
+    time.sleep(rng.uniform(1.0, 4.0))
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=60)
+
+    # 3. resume to the end (in this process): exactly the uninterrupted run's rows and model tensors
+    assert main(["sweep", str(spec), "--out", str(out), "--resume", "--workers", "1", "--no-progress"]) == 0
+    rows, models = _snapshot(out)
+    ref_rows, ref_models = _snapshot(ref)
+    assert [r[:3] for r in rows] == [r[:3] for r in ref_rows] and rows == ref_rows
+    assert models.keys() == ref_models.keys() and len(models) == 3
+    for k in models:
+        assert models[k].keys() == ref_models[k].keys()
+        assert all(models[k][t].equal(ref_models[k][t]) for t in models[k]), k
+    assert not [p for p in out.rglob(".*") if p.is_file() and p.name != ".lowbit.lock"]  # no stale temp file
