@@ -20,10 +20,10 @@ test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks .ci
 	$(BIN)/python -m pytest $(ARGS)
 
-# the core install alone (no extras) in a fresh temporary venv: import, --help, reproduce --list, quantize_, fit,
-# INQ, summary, packed files; features that need an extra fail with one line naming it (about a minute)
+# the core install alone (no extras; venv kept in /tmp/lowbit-core-venv, ARGS=--fresh rebuilds it): import, --help,
+# reproduce --list, quantize_, fit, INQ, summary, packed files; a feature that needs an extra fails with one line
 core-check:
-	PY=$(PY) .ci/core_check.sh
+	PY=$(PY) .ci/core_check.sh $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks .ci

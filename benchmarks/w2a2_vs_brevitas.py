@@ -203,11 +203,13 @@ def main(argv=None) -> None:
     ap.add_argument("--bits", type=int, nargs="+", default=[8, 4, 2])
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=HP["seed"], help="training subset, init and batch order (default 0)")
     ap.add_argument("--json", help="also write the rows to this JSON file")
     ap.add_argument("--progress", action="store_true")
     ap.add_argument("--quick", action="store_true", help="a smoke run: 512 training and 1,000 test images")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    HP["seed"] = args.seed
     variants = list(args.variants)
     if "brevitas" in variants:
         try:

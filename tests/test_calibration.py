@@ -98,6 +98,16 @@ def test_ttq_scales_come_from_the_weights():
     assert (float(q.wp.detach()), float(q.wn.detach())) == (float(ref.wp.detach()), float(ref.wn.detach()))
 
 
+def test_ttq_mean_init_from_the_weights_by_hand():
+    m = lb.quantize_(nn.Sequential(nn.Linear(3, 2, bias=False)), lb.QuantConfig(weight=get("ttq", init="mean")))
+    with torch.no_grad():
+        m[0].weight.copy_(torch.tensor([[0.5, -0.2, 0.01], [1.0, -1.0, 0.02]]))
+    lb.calibrate(m, [(torch.randn(2, 3), None)])
+    # Δ = 0.05·max|W| = 0.05: W^p = mean(0.5, 1.0), W^n = mean(0.2, 1.0); 0.01 and 0.02 are below Δ
+    q = m[0].weight_quant
+    assert float(q.wp.detach()) == pytest.approx(0.75) and float(q.wn.detach()) == pytest.approx(0.6)
+
+
 def test_activation_quantizers_see_float_inputs_while_calibrating():
     # layer 2's input is layer 1's output: with layer 1's 1-bit PACT active, it would be on {0, α}
     torch.manual_seed(0)
@@ -182,7 +192,7 @@ def test_trainer_hooks_use_the_base_class_methods():
     with torch.no_grad():
         m[0].weight.fill_(1.0)
     apply_post_step(m)
-    assert float(m[0].weight.max()) == pytest.approx(0.1)
+    assert float(m[0].weight.detach().max()) == pytest.approx(0.1)
     assert quantizer_regularizers(m) is None  # the default regularizer() adds no term
     pact = act_model(get("pact", bits=2, alpha=4.0))
     assert float(quantizer_regularizers(pact)) == pytest.approx(2e-4 * 16)

@@ -206,3 +206,16 @@ def test_point_rules_patterns_fit_every_family():
     deep = create_model("cifar_resnet_depthwise", depth=20, width=2)
     rules = point_rules(deep, PACT2, signed_shortcut=SIGNED8)
     assert "layer1.0.qra" not in rules and rules["layer2.0.qra"]["act"] == SIGNED8  # the stem output is unsigned
+
+
+def test_inq_skips_activation_points():
+    torch.manual_seed(0)
+    m = create_model("resnet20", width_mult=0.25)
+    inq = lb.INQ(m, bits=4)
+    weighted = [x for x in m.modules() if isinstance(x, (nn.Conv2d, nn.Linear))]
+    assert len(inq.layers) == len(weighted) == 22  # 19 convs + 2 projection shortcuts + FC; no ActPoint
+    for _ in inq:
+        pass
+    assert inq.check()
+    assert all(type(p) is ActPoint for p in m.modules() if isinstance(p, ActPoint))  # points stay float
+    assert m.eval()(torch.randn(2, 3, 32, 32)).shape == (2, 10)

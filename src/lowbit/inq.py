@@ -26,10 +26,12 @@ from .nn import QUANT_TWINS, QuantMixin
 from .quantizers import Quantizer
 from .quantizers.base import ExportedCodes
 from .quantizers.pot import inq_exponents, inq_levels, inq_round, pow2_export
+from .quantizers.registry import register
 
 STRATEGIES = ("magnitude", "random")
 
 
+@register("inq", listed=False)  # serialize rebuilds it by name like any quantizer; not a user-facing choice
 class INQWeight(Quantizer):
     """Per-layer INQ state; forward is the identity (frozen weights already sit on the codebook).
 
@@ -156,7 +158,8 @@ class INQ:
         names = [n for n, _ in layers]
         kept = {n for hits in _match_all(keep_float, names, "keep_float").values() for n in hits}
         mods = dict(layers)
-        rules = {n: LayerRule(weight=INQWeight(bits, _weight_names(mods[n]))) for n in names if n not in kept}
+        weighted = [n for n in names if n not in kept and _weight_names(mods[n])]  # activation points have none
+        rules = {n: LayerRule(weight=INQWeight(bits, _weight_names(mods[n]))) for n in weighted}
         if not rules:
             return []
         quantize_(model, QuantConfig(rules=rules))

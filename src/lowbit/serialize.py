@@ -11,20 +11,17 @@ from typing import Any
 
 from torch import nn
 
-from . import quantizers
+from . import inq, quantizers  # noqa: F401  (importing inq registers INQ's per-layer state "inq" for get)
 from .api import quantization_map, quantize_
 from .config import LayerRule, QuantConfig
-from .inq import INQWeight
 from .models import create_model
 from .train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 
 def build_quantizer(d: dict | None):
-    """Quantizer from its ``to_dict()`` form (INQ's per-layer state is not in the public registry)."""
+    """Quantizer from its ``to_dict()`` form (every quantizer, INQ's per-layer state included, is in the registry)."""
     if d is None:
         return None
-    if d.get("name") == "inq":
-        return INQWeight(d["bits"], d.get("names", ("weight",)))
     return quantizers.get(d)
 
 

@@ -36,13 +36,16 @@ def reproduce_and_rebuild(name: str, out: Path, env: dict[str, str]) -> tuple[st
     report`` in a fresh process; check the rebuild equals the original; return (report.md, report.html)."""
     assert main(["reproduce", name, "--scale", "tiny", "--out", str(out), "--workers", "1", "--no-progress"]) == 0
     md, html = (out / "report.md").read_text(), (out / "report.html").read_text()
-    figures = sorted(p.name for p in (out / "figures").iterdir())
-    for p in (out / "figures").iterdir():
+    figdir = out / "figures"
+    figures = sorted(p.name for p in figdir.iterdir()) if figdir.is_dir() else []
+    for p in figdir.glob("*"):
         p.unlink()
     (out / "report.md").unlink()
     (out / "report.html").unlink()
     full_env = {**os.environ, **env, "OMP_NUM_THREADS": "1"}
-    subprocess.run([sys.executable, "-m", "lowbit.cli", "report", str(out)], check=True, env=full_env, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "lowbit.cli", "report", str(out)], check=True, env=full_env, capture_output=True
+    )
     assert (out / "report.md").read_text() == md and (out / "report.html").read_text() == html
-    assert sorted(p.name for p in (out / "figures").iterdir()) == figures
+    assert sorted(p.name for p in figdir.glob("*")) == figures
     return md, html

@@ -40,7 +40,12 @@ def test_tiny_end_to_end_and_report_from_the_store(tmp_path, cifar):
     assert len(jobs) == 29
     inq = [j for j in jobs if j.axes["method"] == "INQ"]
     assert sorted((j.axes["model"], j.axes["seed"], j.axes["bits"]) for j in inq) == [
-        ("small5", 0, 4), ("small8", 0, 4), ("vgg16", 0, 2), ("vgg16", 0, 8), ("vgg16", 1, 8), ("vgg16", 2, 8)
+        ("small5", 0, 4),
+        ("small8", 0, 4),
+        ("vgg16", 0, 2),
+        ("vgg16", 0, 8),
+        ("vgg16", 1, 8),
+        ("vgg16", 2, 8),
     ]
     for j in inq:
         b = j.axes["bits"]
@@ -63,7 +68,9 @@ def test_tiny_end_to_end_and_report_from_the_store(tmp_path, cifar):
     float0 = next(j for j in jobs if j.axes["method"] == "float" and j.axes["model"] == "vgg16" and j.axes["seed"] == 0)
     assert one.metrics["accuracy"] == float0.metrics["accuracy"]
     assert "Table 5 (seed)" in md and "Table 6 (seed)" in md and "| vgg16 |" in md and "| small5 |" in md
-    assert (out / "figures" / "accuracy_vs_bits.png").is_file() and (out / "figures" / "accuracy_vs_members.png").is_file()
+    assert (out / "figures" / "accuracy_vs_bits.png").is_file() and (
+        out / "figures" / "accuracy_vs_members.png"
+    ).is_file()
 
 
 def _test_labels(res: RunResults):

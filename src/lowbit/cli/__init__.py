@@ -10,6 +10,8 @@ import argparse
 import importlib
 import sys
 
+from ..extras import EXTRAS
+
 # add a command by adding its module name here
 _MODULES: list[str] = ["reproduce", "sweep", "run", "results", "report", "quantizers", "summary", "export"]
 
@@ -38,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # optional dependencies -> the extra that installs them (a missing one is a one-line error naming the extra)
 _EXTRAS = {"onnx": "deploy", "onnxruntime": "deploy", "soundfile": "audio", "librosa": "audio", "ray": "ray"}
-_EXTRAS |= {"scipy": "segmentation", "sklearn": "digits"}  # lowbit.extras.EXTRAS
+_EXTRAS |= {mod: extra for mod, (_, extra) in EXTRAS.items()}  # the table pyproject.toml's extras are checked against
 
 
 def _one_line(e: BaseException) -> str:

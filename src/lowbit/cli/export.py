@@ -15,7 +15,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "export",
         help="write a packed .lowbit file or an ONNX file from a saved model",
         description="Freeze a saved model (integer codes + scales) and write it as a bit-packed .lowbit file, or "
-        "as ONNX (uniform layers as QuantizeLinear/DequantizeLinear, other codebooks as dequantized constants).",
+        "as ONNX: by default the fast integer form (QLinearConv/QGemm/QLinearAdd from the model's own codes and "
+        "learned scales, BN folded, ReLU fused; --onnx-form qdq|integer for the older Q/DQ or ConvInteger forms).",
     )
     p.add_argument(
         "checkpoint", type=Path, help="a model file: lowbit.serialize.save_model's safetensors or a packed .lowbit"
@@ -23,6 +24,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=("packed", "onnx"), required=True, help="output format")
     p.add_argument("--out", type=Path, required=True, help="output file")
     p.add_argument("--input-shape", help="example input shape for ONNX, e.g. 1,2 or 1x3x32x32 (required for onnx)")
+    p.add_argument(
+        "--onnx-form",
+        choices=("qop", "qdq", "integer"),
+        default="qop",
+        help="ONNX form: qop (default, integer operators end to end), qdq, integer (ConvInteger)",
+    )
+    p.add_argument(
+        "--nbits",
+        action="store_true",
+        help="ONNX: run Linear layers with <= 4-bit codes through MatMulNBits (weight-only 4/2-bit)",
+    )
+    p.add_argument(
+        "--calib",
+        type=Path,
+        help="ONNX: a .npy batch of real inputs that sets the range of tensors the model keeps in float "
+        "(residual sums); default: the random example input",
+    )
     p.set_defaults(func=_run)
 
 
@@ -46,7 +64,19 @@ def _run(args: argparse.Namespace) -> int:
         if shape is None:
             raise UsageError("--format onnx needs --input-shape (the example input the graph is traced with)")
         try:
-            path = export_onnx(model, args.out, torch.randn(shape))
+            calib = None
+            if args.calib is not None:
+                import numpy as np
+
+                calib = torch.from_numpy(np.load(args.calib, allow_pickle=False)).float()
+            path = export_onnx(
+                model,
+                args.out,
+                torch.randn(shape),
+                form=args.onnx_form,
+                calib=calib,
+                nbits=(2, 4) if args.nbits else (),
+            )
         except RuntimeError as e:  # the example input does not fit the model's first layer
             raise shape_error(args.input_shape, e) from None
     print(f"wrote {path} ({Path(path).stat().st_size} bytes)")

@@ -10,9 +10,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "quantizers",
         help="list the registered quantizers (name, kind, bits, reference)",
-        description="Print every registered quantizer: name, kind, what it quantizes, the bit widths it accepts "
-        "and its reference. With --plot PATH, also draw each quantizer's transfer function with its gradient "
-        "pass region shaded.",
+        description="Print every registered quantizer: name, kind, what it quantizes, the bit widths it accepts, "
+        "its default bits ('required' when bits must be given), its number of levels and its reference. With "
+        "--plot PATH, also draw each quantizer's transfer function with its gradient pass region shaded.",
     )
     p.add_argument("--plot", type=Path, metavar="PATH", help="write the transfer-function figure (PNG) here")
     p.set_defaults(func=_run)

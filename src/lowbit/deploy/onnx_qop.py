@@ -180,7 +180,9 @@ class QopWriter:
         if g is not None:
             return g
         r = n
-        users = list(n.users)
+        while len(r.users) == 1 and isinstance(self._module(next(iter(r.users))), (nn.Identity, nn.Dropout)):
+            r = next(iter(r.users))  # e.g. the Identity left where a BN was folded for QAT
+        users = list(r.users)
         if len(users) == 1 and self._is_relu(users[0]):
             r = users[0]
             for u in r.users:

@@ -59,12 +59,8 @@ def get_study(name: str) -> Study:
 
 
 # Modules that register studies when imported (each study module adds itself here).
-# (spirals is a spec now: lowbit/studies/spirals.toml; the others move there as they are converted)
-BUILTIN_STUDY_MODULES: list[str] = [
-    "lowbit.experiments.segmentation",
-    "lowbit.experiments.classification",
-    "lowbit.experiments.speech",
-]
+# (every reproduced study is a spec now: lowbit/studies/*.toml; none is left as a module)
+BUILTIN_STUDY_MODULES: list[str] = []
 
 
 def _load_builtin() -> None:

@@ -105,8 +105,9 @@ class Store:
         if not create and not self.path.is_file():
             raise FileNotFoundError(f"{str(self.path)!r} does not exist: no results were stored in this folder")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.path.is_file() and self.path.stat().st_size and self.path.read_bytes()[:16] != _MAGIC:
-            raise StoreError(f"{str(self.path)!r} is not an SQLite database (corrupted or another file)")
+        size = self.path.stat().st_size if self.path.is_file() else 0
+        if (size or not create) and (size < 100 or self.path.read_bytes()[:16] != _MAGIC):  # 100: SQLite's header
+            raise StoreError(f"{str(self.path)!r} is not an SQLite database (empty, truncated or another file)")
         try:
             self._db = sqlite3.connect(self.path, timeout=30)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -167,7 +168,7 @@ class Store:
                 "SELECT job_id, metric, value, axes, config, code_version, wall_s, model_path, finished, digest "
                 "FROM results ORDER BY rowid"
             ).fetchall()
-        except sqlite3.DatabaseError as e:
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as e:
             raise StoreError(f"{str(self.path)!r} cannot be read as a result store: {e}") from None
         names: dict[str, list[str]] = {}
         for r in raw:

@@ -5,13 +5,13 @@ signals that are not the input of one layer: the activations inside a block (QA)
 residual path (QRA) of Boo et al. Fig. 4 (seed §4.1), with the shortcut precision chosen on its own (8 bits in
 the paper's ImageNet experiment). ``ActPoint`` marks such a place: in float it is the identity; ``quantize_``
 swaps it for ``QuantActPoint``, which applies the activation quantizer its rule gives (``act``; a weight
-quantizer is ignored, the point has no weights). Rules select points by name (``"*.qa*"``, ``"*.qra"``), so
-QA and QRA can get different quantizers and bits.
+quantizer is ignored, the point has no weights). Rules select points by name (the CNN blocks name them
+``qa1``, ``qa2``, ... and ``qra``: ``rules = {"*qa?": ..., "*qra": ...}``), so QA and QRA can get different
+quantizers and bits.
 
 ``role`` says which kind of point it is ("qa": an activation inside a block; "qra": the residual path) and
-``signed`` whether the signal can be negative (a pre-activation or linear-bottleneck residual stream): an
-unsigned quantizer (PACT) there clips the negative half, so the models name signed points differently
-(see ``lowbit.models.blocks``) and a config gives them a signed quantizer.
+``signed`` whether the signal can be negative (a pre-activation or linear-bottleneck residual stream), where
+an unsigned quantizer such as PACT clips the negative half.
 """
 
 from __future__ import annotations
@@ -46,6 +46,11 @@ class QuantActPoint(QuantMixin, ActPoint):
     """An ``ActPoint`` with its activation quantizer (``act_quant``; None = float)."""
 
     quant_weight_names: tuple[str, ...] = ()  # no weights: weight hooks (INQ, freeze, post_step) skip it
+
+    @staticmethod
+    def weight_names_of(module: ActPoint) -> tuple[str, ...]:
+        """The weights a float ``ActPoint`` would have quantized: none (INQ asks before swapping)."""
+        return ()
 
     def _set_quantizers(self, weight_quant: Quantizer | None, act_quant: Quantizer | None) -> None:
         self.weight_quant = None  # a point has no weight to quantize

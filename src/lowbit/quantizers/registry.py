@@ -8,17 +8,24 @@ from typing import Any, TypeVar
 from .base import Quantizer
 
 _REGISTRY: dict[str, type[Quantizer]] = {}
+_UNLISTED: set[str] = set()  # rebuildable by name (checkpoints), but not offered to users by ``names()``
 Q = TypeVar("Q", bound=type[Quantizer])
 
 
-def register(name: str) -> Callable[[Q], Q]:
-    """Class decorator: register a quantizer under ``name`` (and set ``cls.name``)."""
+def register(name: str, listed: bool = True) -> Callable[[Q], Q]:
+    """Class decorator: register a quantizer under ``name`` (and set ``cls.name``).
+
+    ``listed=False``: state holders that other code creates (INQ's per-layer state) — ``get`` rebuilds them from a
+    checkpoint's ``to_dict()``, ``names()`` does not list them.
+    """
 
     def deco(cls: Q) -> Q:
         if name in _REGISTRY and _REGISTRY[name] is not cls:
             raise ValueError(f"quantizer name {name!r} is already registered to {_REGISTRY[name].__name__}")
         cls.name = name
         _REGISTRY[name] = cls
+        if not listed:
+            _UNLISTED.add(name)
         return cls
 
     return deco
@@ -26,7 +33,7 @@ def register(name: str) -> Callable[[Q], Q]:
 
 def names() -> list[str]:
     """All registered quantizer names, sorted."""
-    return sorted(_REGISTRY)
+    return sorted(set(_REGISTRY) - _UNLISTED)
 
 
 def get_class(name: str) -> type[Quantizer]:
