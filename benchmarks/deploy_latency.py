@@ -43,8 +43,8 @@ from lowbit.deploy.onnx_graph import session
 from lowbit.models import create_model, model_names
 
 torch.set_num_threads(1)
-CFG = {"train": 4000, "test": 2000, "epochs_float": 2, "epochs_qat": 1, "batch": 64, "lr": 1e-3, "repeats": 30}
-QUICK = {"train": 1500, "test": 1000, "epochs_float": 1, "epochs_qat": 1, "repeats": 10}
+CFG = {"train": 1500, "test": 1000, "epochs_float": 2, "epochs_qat": 1, "batch": 64, "lr": 1e-3, "repeats": 20}
+QUICK = {"train": 500, "test": 500, "epochs_float": 1, "epochs_qat": 1, "repeats": 5}
 
 
 class BenchCNN(nn.Module):

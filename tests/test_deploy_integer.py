@@ -374,3 +374,35 @@ def test_deployed_equals_simulated_on_fashion_mnist(tmp_path):
     )
     assert abs(acc_onnx - acc_sim) <= 0.002, (acc_sim, acc_onnx)
     assert np.abs(yo - ys).max() <= 0.05 * np.abs(ys).max(), (np.abs(yo - ys).max(), np.abs(ys).max())
+
+
+def test_fold_bn_model_saves_and_loads(tmp_path):
+    from lowbit.models import create_model
+    from lowbit.nn.conv_bn import QuantConvBn2d
+    from lowbit.serialize import load_model, save_model
+
+    torch.manual_seed(0)
+    m = create_model("vgg_small5", width=1 / 16, input_size=8, fc_hidden=8, in_channels=1)
+    w = {"name": "uniform", "bits": 4, "granularity": "per_channel"}
+    lb.quantize_(m, lb.QuantConfig(weight=w, act={"name": "pact", "bits": 4}, fold_bn=True))
+    x = torch.rand(4, 1, 8, 8)
+    lb.calibrate(m, [x])
+    m.eval()
+    save_model(tmp_path / "m.safetensors", m, "vgg_small5", width=1 / 16, input_size=8, fc_hidden=8, in_channels=1)
+    m2, _ = load_model(tmp_path / "m.safetensors")
+    assert any(isinstance(mod, QuantConvBn2d) for mod in m2.modules())
+    with torch.no_grad():
+        torch.testing.assert_close(m2.eval()(x), m(x))
+
+
+def test_linear_on_3d_input_runs_in_float(tmp_path):
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 2))
+    lb.quantize_(m, lb.QuantConfig(weight={"name": "uniform", "bits": 8}, act={"name": "pact", "bits": 8}))
+    x = torch.rand(3, 4, 6)
+    lb.calibrate(m, [x])
+    m.eval()
+    with torch.no_grad():
+        y0 = m(x).numpy()
+    y, _ = run_onnx(export_onnx(m, tmp_path / "l.onnx", x), x.numpy())
+    np.testing.assert_allclose(y, y0, rtol=1e-4, atol=1e-5)  # DQ -> float MatMul: the fake-quantized values

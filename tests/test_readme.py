@@ -83,6 +83,36 @@ def test_readme_says_where_the_data_lives():
     assert ENV_VAR in text and CACHE_ENV_VAR in text
 
 
+DOTTED = re.compile(r"`[^`\n]*?\b((?:lowbit|lb)(?:\.[A-Za-z_]\w*)+)")
+
+
+def _resolves(name: str) -> bool:
+    import importlib
+
+    parts = name.split(".")
+    obj, path = importlib.import_module("lowbit"), "lowbit"
+    for p in parts[1:]:
+        path += f".{p}"
+        if hasattr(obj, p):
+            obj = getattr(obj, p)
+            continue
+        try:
+            obj = importlib.import_module(path)
+        except ImportError:
+            return False
+    return True
+
+
+def test_names_the_docs_mention_exist():
+    """Every ``lowbit.x.y`` / ``lb.x.y`` written in backticks in README.md or docs/*.md is a real name."""
+    missing = []
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for name in sorted(set(DOTTED.findall(doc.read_text(encoding="utf-8")))):
+            if not _resolves(name):
+                missing.append(f"{doc.name}: {name}")
+    assert not missing, f"documented names that do not exist: {missing}"
+
+
 DOCS = sorted(p for p in (ROOT / "docs").glob("*.md") if python_blocks(p))
 
 

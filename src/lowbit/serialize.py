@@ -27,6 +27,10 @@ def build_quantizer(d: dict | None):
 
 def apply_quantization_map(model: nn.Module, qmap: dict[str, dict[str, Any]]) -> nn.Module:
     """Give each named layer the quantizers ``qmap`` lists (the output of ``quantization_map``)."""
+    if any(e.get("type") == "QuantConvBn2d" for e in qmap.values()):  # saved from QuantConfig(fold_bn=True)
+        from .nn.conv_bn import fold_bn_
+
+        fold_bn_(model)
     rules = {
         name: LayerRule(weight=build_quantizer(e["weight"]), act=build_quantizer(e["act"]))
         for name, e in qmap.items()

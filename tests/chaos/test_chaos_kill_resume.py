@@ -28,6 +28,7 @@ from lowbit.fileio import is_stale_temp
 from lowbit.train.checkpoint import load_checkpoint
 
 engine = pytest.importorskip("lowbit.experiments.engine", reason="the experiment engine is not in this tree")
+from lowbit.cli import main  # noqa: E402
 from lowbit.experiments.spec import load_spec  # noqa: E402
 from lowbit.runlock import LOCK_NAME, RunLocked  # noqa: E402
 
@@ -215,7 +216,7 @@ def test_kill_anywhere_then_resume_gives_the_uninterrupted_results(reference):
     print(f"kill points: {kills} over {chain} chains; {reference['writes']} atomic writes per run")
 
 
-def test_second_writer_is_refused_and_a_killed_holder_does_not_block_resume(reference):
+def test_second_writer_is_refused_and_a_killed_holder_does_not_block_resume(reference, capsys):
     d, spec_path = reference["dir"], reference["spec"]
     out = d / "two"
     pid = os.fork()
@@ -232,6 +233,10 @@ def test_second_writer_is_refused_and_a_killed_holder_does_not_block_resume(refe
             time.sleep(0.01)
         with pytest.raises(RunLocked, match=f"in use by another lowbit process \\(pid {pid} on "):
             engine.sweep(load_spec(spec_path), out, resume=True, workers=1, progress=False)
+        argv = ["sweep", str(spec_path), "--out", str(out), "--resume", "--workers", "1", "--no-progress"]
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and f"(pid {pid} on " in err and "--resume" in err, err
     finally:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)

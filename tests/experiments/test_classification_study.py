@@ -67,6 +67,8 @@ def test_tiny_end_to_end_and_report_from_the_store(tmp_path, cifar):
     one = next(j for j in jobs if j.axes["method"] == "E_float" and j.axes["members"] == 1 and j.axes["rotation"] == 0)
     float0 = next(j for j in jobs if j.axes["method"] == "float" and j.axes["model"] == "vgg16" and j.axes["seed"] == 0)
     assert one.metrics["accuracy"] == float0.metrics["accuracy"]
+    kib = sum(m.metrics["weight_kib"] for m in members)  # the ensemble stores its members' weights
+    assert f"| E_INQ bits=8 members=2 | {kib:.1f} |" in md and "Ensembles against memory" in md
     assert "Table 5 (seed)" in md and "Table 6 (seed)" in md and "| vgg16 |" in md and "| small5 |" in md
     assert (out / "figures" / "accuracy_vs_bits.png").is_file() and (
         out / "figures" / "accuracy_vs_members.png"

@@ -10,10 +10,10 @@ import argparse
 import importlib
 import sys
 
-from ..extras import EXTRAS
+from ..extras import EXTRAS, MissingExtraError
 
 # add a command by adding its module name here
-_MODULES: list[str] = ["reproduce", "sweep", "run", "results", "report", "quantizers", "summary", "export"]
+_MODULES: list[str] = ["reproduce", "sweep", "run", "results", "report", "quantizers", "summary", "export", "design"]
 
 
 class UsageError(Exception):
@@ -85,11 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         if top not in _EXTRAS:
             raise
         extra = _EXTRAS[top]
-        print(
-            f"lowbit {args.command}: error: needs the {extra!r} extra ({top!r} is not installed): "
-            f"pip install 'lowbit[{extra}]'",
-            file=sys.stderr,
-        )
+        msg = f"needs the {extra!r} extra ({top!r} is not installed): pip install 'lowbit[{extra}]'"
+        print(f"lowbit {args.command}: error: {e if isinstance(e, MissingExtraError) else msg}", file=sys.stderr)
         return 2
     except (UsageError, ValueError, TypeError, KeyError, OSError, RunLocked) as e:
         print(f"lowbit {args.command}: error: {_one_line(e)}", file=sys.stderr)

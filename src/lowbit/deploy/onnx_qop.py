@@ -95,9 +95,12 @@ class _Stats(torch.fx.Interpreter):
     def __init__(self, gm):
         super().__init__(gm)
         self.ranges: dict[str, tuple[float, float]] = {}
+        self.ranks: dict[str, int] = {}
 
     def run_node(self, n):
         out = super().run_node(n)
+        if isinstance(out, torch.Tensor):
+            self.ranks[n.name] = out.dim()
         if isinstance(out, torch.Tensor) and out.is_floating_point() and out.numel():
             lo, hi = float(out.min()), float(out.max())
             old = self.ranges.get(n.name)
@@ -114,7 +117,7 @@ class QopWriter:
         st = _Stats(self.gm)
         with torch.no_grad():
             st.run(calib)
-        self.ranges = st.ranges
+        self.ranges, self.ranks = st.ranges, st.ranks
         self.specs: dict[str, LayerSpec] = {}
         self.folded: dict[str, torch.fx.Node] = {}  # BN node name -> the layer node it is folded into
         self.end: dict[str, torch.fx.Node] = {}  # layer node name -> the node whose value it produces
@@ -229,7 +232,9 @@ class QopWriter:
         if gx is None and v.q is not None and spec.codes is not None:
             gx = v.grid  # the input was quantized upstream (an activation point): read its codes
         nb = nbits_for(spec, self.nbits) if self.nbits else None
-        if gx is not None and spec.codes is not None and nb is None:
+        matrix = spec.is_conv or self.ranks.get(n.args[0].name) == 2  # QGemm/Gemm/MatMulNBits: (M, K) inputs
+        nb = nb if matrix else None
+        if gx is not None and spec.codes is not None and nb is None and matrix:
             return self._integer(n, spec, self.get_quant(v, gx, base), gx)
         if gx is not None:  # quantized input, weights without an int8 form (or weight-only nbits): float op
             v = Val(q=self.get_quant(v, gx, base), grid=gx)
@@ -240,7 +245,10 @@ class QopWriter:
         bias = [] if spec.bias is None else [b.const(np32(spec.bias), base + "_b")]
         if spec.is_conv:
             return Val(f=b.node("Conv", [x, w, *bias], base, **spec.attrs))
-        return Val(f=b.node("Gemm", [x, w, *bias], base, transB=1))
+        if matrix:
+            return Val(f=b.node("Gemm", [x, w, *bias], base, transB=1))
+        y = b.node("MatMul", [x, b.const(np32(spec.weight.T.contiguous()), base + "_wT")], base)  # (..., K) inputs
+        return Val(f=y if not bias else b.node("Add", [y, *bias], base))
 
     def _integer(self, n: torch.fx.Node, spec: LayerSpec, xq: str, gx: Grid) -> Val:
         b, base = self.b, n.target

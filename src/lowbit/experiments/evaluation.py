@@ -12,10 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 
-from ..fileio import atomic_write
 from ..serialize import load_model
+from ..train.checkpoint import load_checkpoint, save_checkpoint
 from .memory import memory_metrics
 
 PROBS_FILE = "probs.safetensors"
@@ -25,7 +24,7 @@ MODEL_FILE = "model.safetensors"
 def final_metrics(task, data, model: torch.nn.Module, job_dir: Path) -> dict[str, float]:
     """Test metrics (and train metrics, memory) of a finished model; saves its test probabilities."""
     probs = task.predict(model, data.test).float().cpu().contiguous()
-    atomic_write(Path(job_dir) / PROBS_FILE, lambda tmp: save_file({"probs": probs}, str(tmp)))
+    save_checkpoint(Path(job_dir) / PROBS_FILE, {"probs": probs}, {"kind": "probs"})  # atomic, checksummed
     out = dict(task.metrics(probs, data.test))
     if task.train_metrics:
         out |= {f"train_{k}": v for k, v in task.metrics(task.predict(model, data.train), data.train).items()}
@@ -36,7 +35,7 @@ def member_probs(task, data, job_dir: Path) -> torch.Tensor:
     """A finished member's test probabilities: its saved file, else predicted from its saved model."""
     path = Path(job_dir) / PROBS_FILE
     if path.is_file():
-        return load_file(str(path))["probs"]
+        return load_checkpoint(path)[0]["probs"]
     return task.predict(load_model(Path(job_dir) / MODEL_FILE)[0], data.test)
 
 

@@ -31,7 +31,10 @@
     [methods.E4]                       # kind = "ensemble": average the probabilities of the parent's models
     kind = "ensemble"                  # over the first `members` seeds of the grid; nothing is trained
     parent = "W2"
-    members = 2
+    members = 2                        # (or "${members}" over an axis); rotation = r: seeds r..r+members-1 mod n
+    [[exclude]]                        # grid cells not to run: every axis named matches (a value or a list);
+    model = "wide"                     # a job without that axis (float has no bits) never matches
+    bits = [2, 3]
     [scales.tiny]                      # overlays: merged over the spec when --scale tiny is given; any field
     grid = { seed = [0] }              # (tables merge key by key, other values are replaced)
     [report]                           # see lowbit.experiments.report: tables, figures, extras

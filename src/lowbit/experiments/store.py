@@ -48,7 +48,7 @@ class StoreError(ValueError):
 
 
 def _digest(fields: tuple, names: list[str]) -> str:
-    return hashlib.sha256(json.dumps([list(fields), sorted(names)]).encode()).hexdigest()
+    return hashlib.sha256(json.dumps([list(fields), sorted(names)], default=repr).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -142,7 +142,8 @@ class Store:
         names = list(metrics)
         rows = []
         for k, v in metrics.items():
-            v = None if v is None or v != v else float(v)  # as SQLite gives it back (REAL; NaN is NULL)
+            if isinstance(v, (int, float)):  # as SQLite gives it back: REAL, and NaN as NULL
+                v = None if v != v else float(v)
             fields = (job_id, k, v, a, c, version, float(wall_s), model_path, now)
             rows.append((*fields, _digest(fields, names)))
         with self._db:  # one transaction: all rows of the job or none

@@ -21,13 +21,14 @@ from .tasks import Task, register_task
 def frame_posteriors(model: torch.nn.Module, data: Dataset, batch: int = 64) -> torch.Tensor:
     """(N, T_max, C) softmax posteriors, zero after each utterance's end, in data order."""
     model.eval()
+    device = next(model.parameters()).device
     lengths = [int(data[i][0].shape[0]) for i in range(len(data))]
     order = sorted(range(len(data)), key=lambda i: lengths[i])  # similar lengths pad less
     out = None
     for s in range(0, len(order), batch):
         idx = order[s : s + batch]
         x, xl, _, _ = speech_collate([data[i] for i in idx])
-        p = torch.softmax(model(x, xl), -1)
+        p = torch.softmax(model(x.to(device), xl.to(device)), -1).cpu()
         if out is None:
             out = torch.zeros(len(data), max(lengths), p.shape[-1])
         for j, i in enumerate(idx):

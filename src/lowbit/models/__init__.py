@@ -5,6 +5,7 @@ from . import (
     fcdnn,  # noqa: F401  (registration)
     fcn,  # noqa: F401  (registration)
     mobilenetv2,  # noqa: F401  (registration)
+    mobilenetv2_seg,  # noqa: F401  (registration)
     resnet_cifar,  # noqa: F401  (registration)
     resnet_imagenet,  # noqa: F401  (registration)
     vgg,  # noqa: F401  (registration)

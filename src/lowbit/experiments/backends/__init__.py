@@ -36,14 +36,14 @@ class Backend(ABC):
         """How many jobs it runs at once (the engine keeps no more than this many submitted)."""
         return 1
 
-    def close(self) -> None:  # noqa: B027  (optional)
-        pass
+    def close(self, wait: bool = True) -> None:  # noqa: B027  (optional)
+        """Release the workers; ``wait=False`` (after an error or Ctrl-C) does not wait for running jobs."""
 
     def __enter__(self) -> Backend:
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc) -> None:
+        self.close(wait=exc_type is None)
 
 
 def _local(workers: int) -> Backend:

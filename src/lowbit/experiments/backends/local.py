@@ -47,7 +47,9 @@ class LocalBackend(Backend):
         self._futures: dict[Future, str] = {}
         self._pool: ProcessPoolExecutor | None = None
         if workers > 1:
-            self._pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_process_worker)
+            self._pool = ProcessPoolExecutor(
+                workers, mp_context=mp.get_context("spawn"), initializer=_init_process_worker
+            )
         else:
             _init_worker()
 
@@ -77,7 +79,7 @@ class LocalBackend(Backend):
         except BrokenProcessPool:
             raise WorkerDied(f"a worker process died while running job {key}; re-run with --resume") from None
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool.shutdown(wait=wait, cancel_futures=True)
             self._pool = None

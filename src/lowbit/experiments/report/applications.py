@@ -68,7 +68,7 @@ def _figure(res: RunResults, name: str, opts: dict[str, Any]) -> Figure:
         bvals = [j.metrics[metric] for j in base if key_of(j) == key]
         if bvals:
             m, s = _mean_std(bvals)
-            what = ", ".join(f"{v}" for v in opts["baseline"].values())
+            what = opts["baseline"].get("method", "baseline")
             ax.axhline(m, color=colour, ls="--", lw=1, label=f"{label} {what} ({m:.2f} ± {s:.2f}, n={len(bvals)})")
     ref = opts.get("reference", {})
     if ref:

@@ -25,7 +25,13 @@ class Section:
 
 
 _EXTRAS: dict[str, Callable[..., Section]] = {}
-BUILTIN_EXTRA_MODULES = ["lowbit.experiments.report.spirals", "lowbit.experiments.report.applications"]
+BUILTIN_EXTRA_MODULES = [
+    "lowbit.experiments.report.spirals",
+    "lowbit.experiments.report.applications",
+    "lowbit.experiments.report.seg_masks",
+    "lowbit.experiments.report.ensemble_memory",
+    "lowbit.experiments.report.observations",
+]
 
 
 def register_extra(name: str):
