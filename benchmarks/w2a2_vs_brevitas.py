@@ -47,6 +47,7 @@ HP = {
     "qat_lr": 5e-4,
     "edge_bits": 8,  # first and last layer (weights; the last layer's input activations too)
     "eval_batch": 1000,
+    "pact_percentile": None,  # None: PACT's default calibration percentile
 }
 VARIANTS = ("lowbit", "lowbit-lsq", "brevitas", "lowbit-before")
 
@@ -86,6 +87,7 @@ def lowbit_config(variant: str, bits: int) -> lb.QuantConfig:
         def a(b):
             return lb.quantizers.get("lsq", bits=b, signed=False)
     elif variant in ("lowbit", "lowbit-before"):
+        pact_kwargs = {} if HP["pact_percentile"] is None else {"percentile": HP["pact_percentile"]}
 
         def w(b):
             return lb.quantizers.get("uniform", bits=b)
@@ -94,7 +96,7 @@ def lowbit_config(variant: str, bits: int) -> lb.QuantConfig:
             return (
                 lb.quantizers.get("pact", bits=b, alpha=10.0)
                 if variant == "lowbit-before"
-                else lb.quantizers.get("pact", bits=b)
+                else lb.quantizers.get("pact", bits=b, **pact_kwargs)
             )
     else:
         raise ValueError(f"unknown lowbit variant {variant!r}")
@@ -206,10 +208,12 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=HP["seed"], help="training subset, init and batch order (default 0)")
     ap.add_argument("--json", help="also write the rows to this JSON file")
     ap.add_argument("--progress", action="store_true")
+    ap.add_argument("--pact-percentile", type=float, help="override PACT's calibration percentile (lowbit rows)")
     ap.add_argument("--quick", action="store_true", help="a smoke run: 512 training and 1,000 test images")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     HP["seed"] = args.seed
+    HP["pact_percentile"] = args.pact_percentile
     variants = list(args.variants)
     if "brevitas" in variants:
         try:

@@ -406,3 +406,18 @@ def test_linear_on_3d_input_runs_in_float(tmp_path):
         y0 = m(x).numpy()
     y, _ = run_onnx(export_onnx(m, tmp_path / "l.onnx", x), x.numpy())
     np.testing.assert_allclose(y, y0, rtol=1e-4, atol=1e-5)  # DQ -> float MatMul: the fake-quantized values
+
+
+def test_fold_bn_calibrates_the_folded_weight():
+    """lowbit.calibrate sets the weight step from W·s (the tensor the quantizer reads), not from W."""
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Conv2d(2, 4, 3), nn.BatchNorm2d(4), nn.ReLU())
+    with torch.no_grad():
+        m[1].running_var.fill_(0.01)  # s = γ/sqrt(σ² + ε) ≈ 10
+    w = {"name": "uniform", "bits": 4, "granularity": "per_channel"}
+    lb.quantize_(m, lb.QuantConfig(weight=w, fold_bn=True))
+    lb.calibrate(m, [torch.rand(4, 2, 5, 5)])
+    layer = m[0].eval()
+    with torch.no_grad():
+        wf, wq = layer.folded_weight(), layer.quantized_weight()
+    assert float((wq - wf).norm() / wf.norm()) < 0.2

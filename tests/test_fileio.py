@@ -90,6 +90,15 @@ def test_a_full_disk_is_one_error_naming_the_target(tmp_path, exc):
     assert p.read_bytes() == b"earlier" and os.listdir(tmp_path) == ["model.safetensors"]
 
 
+def test_errors_name_the_target_not_the_temporary_file(tmp_path):
+    def denied(tmp):
+        raise PermissionError(errno.EACCES, "Permission denied", str(tmp))
+
+    with pytest.raises(PermissionError) as info:
+        atomic_write(tmp_path / "report.md", denied)
+    assert info.value.filename == str(tmp_path / "report.md") and info.value.errno == errno.EACCES
+
+
 def test_targets_that_are_not_files_are_refused_before_writing(tmp_path):
     (tmp_path / "d").mkdir()
     with pytest.raises(IsADirectoryError, match="is a directory"):

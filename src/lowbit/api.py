@@ -210,7 +210,7 @@ def _weight_quantizers(model: nn.Module) -> list[tuple[Quantizer, torch.Tensor]]
                 q = m.weight_quantizer(n)
                 if isinstance(q, Quantizer) and (id(q), n) not in seen:
                     seen.add((id(q), n))
-                    out.append((q, getattr(m, n)))
+                    out.append((q, m.latent_weight(n)))  # what the quantizer reads (BN-folded: W·s)
     return out
 
 

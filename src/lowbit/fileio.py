@@ -116,6 +116,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             tmp.unlink()
         if isinstance(e, Exception) and not isinstance(e, DiskFullError) and is_disk_full(e):
             raise DiskFullError(path) from e
+        if isinstance(e, OSError) and e.filename == str(tmp) and e.errno is not None:  # name the user's file
+            raise OSError(e.errno, e.strerror, str(path)) from e
         raise
 
 

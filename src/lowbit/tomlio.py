@@ -3,11 +3,11 @@ field that may be None defaults to None, so ``from_dict(loads(dumps(to_dict())))
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import tomli_w
-import tomllib
 
 
 def strip_none(v: Any) -> Any:
@@ -27,6 +27,6 @@ def load(path: str | Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"config file {str(path)!r} does not exist")
     try:
-        return tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as e:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"config file {str(path)!r} is not valid TOML: {e}") from None

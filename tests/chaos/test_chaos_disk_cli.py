@@ -3,6 +3,7 @@ at the fileio layer) and the command line's one-line errors (exit 2, no tracebac
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
@@ -46,20 +47,27 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-@pytest.fixture
-def small_tmpfs(tmp_path):
-    """A 64 KiB tmpfs (root only; skipped cleanly elsewhere)."""
-    mnt = tmp_path / "small"
+@contextlib.contextmanager
+def _tmpfs(mnt: Path, size: str):
+    """A tmpfs of ``size`` at ``mnt`` (root only; the test is skipped cleanly elsewhere)."""
     mnt.mkdir()
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root")
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], capture_output=True, text=True)
+    r = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)], capture_output=True, text=True
+    )
     if r.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
     try:
         yield mnt
     finally:
         subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    with _tmpfs(tmp_path / "small", "64k") as mnt:
+        yield mnt
 
 
 def _fill(mnt: Path, leave: int) -> None:
@@ -189,3 +197,25 @@ def test_closed_pipe_exits_quietly(model_file):
     p = subprocess.run(cmd, stdout=w, stderr=subprocess.PIPE, text=True, timeout=120)
     os.close(w)
     assert p.returncode == 0 and p.stderr == "", p.stderr
+
+
+def test_sweep_on_a_full_disk_stops_cleanly_and_resumes_when_there_is_room(tmp_path, capsys):
+    """A real full disk in the middle of a study: one line, exit 2, every file left whole; with room again,
+    --resume ends with the results of a run that never saw a full disk."""
+    pytest.importorskip("lowbit.experiments.engine", reason="the experiment engine is not in this tree")
+    from tinystudy import SPEC, check_folder, results
+
+    spec = tmp_path / "study.toml"
+    spec.write_text(SPEC)
+    argv = ["sweep", str(spec), "--workers", "1", "--no-progress", "--out"]
+    assert main([*argv, str(tmp_path / "ref")]) == 0
+    with _tmpfs(tmp_path / "disk", "96k") as mnt:  # room for the first job, not for the whole study
+        out = mnt / "run"
+        assert main([*argv, str(out)]) == 2
+        err = _one_line_error(capsys, "sweep")
+        assert re.search(r"no space left on device writing .*; nothing already written was changed$", err), err
+        check_folder(out, finished=False)
+        subprocess.run(["mount", "-o", "remount,size=8m", str(mnt)], check=True)
+        assert main([*argv, str(out), "--resume"]) == 0
+        check_folder(out)
+        assert results(out) == results(tmp_path / "ref")

@@ -5,7 +5,8 @@ on one run folder: the second is refused naming the holder; the lock of a SIGKIL
 The study (float -> QAT W2A2 and INQ-4 of a tiny FCDNN on 300 spiral points, a report with a figure) runs in a
 ``fork`` of this test process (lowbit and torch already imported: no start-up cost), so kill moments spread over
 the work itself. Two kinds of kill points, >= 20 in all:
-- at a random time (uniform over the duration of an uninterrupted run), chained: killed again while resuming;
+- at a random time (uniform over 2-70 % of an uninterrupted run's duration), chained: killed again while
+  resuming, up to four times, then resumed to the end;
 - exactly before the n-th atomic rename (n random over all of the run's writes), which leaves a temporary file
   behind: the moment a checkpoint, model file, metrics.jsonl, spec.toml, report or figure is being written.
 """
@@ -16,61 +17,24 @@ import json
 import os
 import random
 import signal
-import sqlite3
 import time
-import tomllib
 import traceback
 from pathlib import Path
 
 import pytest
 
 from lowbit.fileio import is_stale_temp
-from lowbit.train.checkpoint import load_checkpoint
 
 engine = pytest.importorskip("lowbit.experiments.engine", reason="the experiment engine is not in this tree")
+from tinystudy import SPEC, check_folder, results  # noqa: E402
+
 from lowbit.cli import main  # noqa: E402
 from lowbit.experiments.spec import load_spec  # noqa: E402
 from lowbit.runlock import LOCK_NAME, RunLocked  # noqa: E402
 
 SEED = 11
-RANDOM_KILLS = 12
-WRITE_KILLS = 8
-
-SPEC = """name = "chaos"
-task = "classification"
-[data]
-name = "spirals"
-subset = 300
-test_resolution = 21
-[grid]
-model = ["small"]
-method = ["float", "W2", "INQ"]
-seed = [0]
-[models.small]
-name = "fcdnn"
-width = 8
-depth = 3
-[train]
-epochs = 3
-batch_size = 64
-[methods.float]
-kind = "float"
-[methods.W2]
-kind = "qat"
-parent = "float"
-quant = { weight = { name = "uniform", bits = 2 }, act = { name = "pact", bits = 2 }, keep_float = ["first"] }
-calibrate = 64
-train = { epochs = 2 }
-[methods.INQ]
-kind = "inq"
-parent = "float"
-bits = 4
-portions = [0.5, 1.0]
-train = { epochs = 1 }
-[[report.figures]]
-metric = "accuracy"
-x = "method"
-"""
+RANDOM_KILLS = 14
+WRITE_KILLS = 6
 
 
 def _child(spec_path: Path, out: Path, resume: bool, kill_at_write: int, log: Path, hang_at_write: int = 0) -> None:
@@ -125,56 +89,6 @@ def _run(spec_path, out, resume, log, kill_after=None, kill_at_write=0) -> bool:
     return False
 
 
-def _no_wall(v):
-    """``v`` without wall-clock fields (``seconds``), the one thing a resumed run may change."""
-    if isinstance(v, dict):
-        return {k: _no_wall(x) for k, x in v.items() if k != "seconds"}
-    if isinstance(v, list):
-        return [_no_wall(x) for x in v]
-    return v
-
-
-def _results(out: Path) -> dict:
-    """What must be bitwise equal: every stored metric, every model's tensors and metadata, training curves
-    without wall times."""
-    with sqlite3.connect(out / "results.sqlite") as db:
-        rows = sorted(db.execute("SELECT job_id, metric, value, axes, config, model_path FROM results"))
-    models = {}
-    for p in sorted(out.glob("jobs/*/model.safetensors")):  # safetensors orders its header keys at random
-        tensors, meta = load_checkpoint(p)
-        models[str(p.relative_to(out))] = ({k: t.numpy().tobytes() for k, t in tensors.items()}, _no_wall(meta))
-    curves = {}
-    for p in sorted(out.rglob("metrics.jsonl")):
-        curves[str(p.relative_to(out))] = [_no_wall(json.loads(x)) for x in p.read_text().splitlines()]
-    return {"rows": rows, "models": models, "curves": curves, "spec": (out / "spec.toml").read_text()}
-
-
-def _check_folder(out: Path) -> None:
-    """No temporary file, no empty file, every file whole in its own format."""
-    for p in sorted(out.rglob("*")):
-        if not p.is_file():
-            continue
-        name = str(p.relative_to(out))
-        assert not is_stale_temp(p), f"temporary file left: {name}"
-        assert p.stat().st_size > 0, f"empty file: {name}"
-        if p.suffix == ".safetensors":
-            load_checkpoint(p)
-        elif p.suffix == ".jsonl":
-            assert p.read_bytes().endswith(b"\n") and all(json.loads(x) for x in p.read_text().splitlines()), name
-        elif p.suffix == ".toml":
-            tomllib.loads(p.read_text())
-        elif p.suffix == ".png":
-            assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.read_bytes()[-8:-4] == b"IEND", name
-        elif p.suffix == ".sqlite":
-            with sqlite3.connect(p) as db:
-                assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",), name
-        elif p.suffix in (".md", ".html"):
-            assert p.read_text().strip(), name
-        else:
-            assert name in (LOCK_NAME,), f"unexpected file in the run folder: {name}"
-    assert (out / "report.md").is_file() and list(out.glob("figures/*.png"))
-
-
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     d = tmp_path_factory.mktemp("chaos")
@@ -184,8 +98,8 @@ def reference(tmp_path_factory):
     assert not _run(spec_path, d / "ref", False, d / "ref.log")
     seconds = time.monotonic() - t0
     writes = json.loads((d / "ref.log").read_text())["writes"]
-    _check_folder(d / "ref")
-    return {"dir": d, "spec": spec_path, "seconds": seconds, "writes": writes, "results": _results(d / "ref")}
+    check_folder(d / "ref")
+    return {"dir": d, "spec": spec_path, "seconds": seconds, "writes": writes, "results": results(d / "ref")}
 
 
 def test_kill_anywhere_then_resume_gives_the_uninterrupted_results(reference):
@@ -194,14 +108,16 @@ def test_kill_anywhere_then_resume_gives_the_uninterrupted_results(reference):
     kills = {"random time": 0, "before a rename": 0}
     chain = 0
     while kills["random time"] < RANDOM_KILLS:  # chains: kill, kill again while resuming, ..., then finish
+        assert chain < 4 * RANDOM_KILLS, f"runs keep finishing before their kill moment: {kills}"
         out = d / f"time{chain}"
         for step in range(4):
-            if not _run(spec_path, out, step > 0, d / "c.log", kill_after=rng.uniform(0, reference["seconds"])):
+            delay = rng.uniform(0.02, 0.7) * reference["seconds"]  # a resume redoes its start-up, then goes on
+            if not _run(spec_path, out, step > 0, d / "c.log", kill_after=delay):
                 break
             kills["random time"] += 1
         _run(spec_path, out, True, d / "c.log")
-        _check_folder(out)
-        assert _results(out) == want, f"chain {chain} differs from the uninterrupted run"
+        check_folder(out)
+        assert results(out) == want, f"chain {chain} differs from the uninterrupted run"
         chain += 1
     points = rng.sample(range(1, reference["writes"] + 1), min(WRITE_KILLS, reference["writes"]))
     for n in points:
@@ -210,8 +126,8 @@ def test_kill_anywhere_then_resume_gives_the_uninterrupted_results(reference):
         kills["before a rename"] += 1
         assert any(is_stale_temp(p) for p in out.rglob("*")), "the kill left no temporary file to clean"
         _run(spec_path, out, True, d / "w.log")
-        _check_folder(out)
-        assert _results(out) == want, f"killed before write {n}: differs from the uninterrupted run"
+        check_folder(out)
+        assert results(out) == want, f"killed before write {n}: differs from the uninterrupted run"
     assert sum(kills.values()) >= 20, kills
     print(f"kill points: {kills} over {chain} chains; {reference['writes']} atomic writes per run")
 
@@ -241,5 +157,5 @@ def test_second_writer_is_refused_and_a_killed_holder_does_not_block_resume(refe
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
     _run(spec_path, out, True, d / "two.log")  # the dead holder's lock file is still there and blocks nothing
-    _check_folder(out)
-    assert _results(out) == reference["results"]
+    check_folder(out)
+    assert results(out) == reference["results"]

@@ -62,4 +62,6 @@ def test_tiny_end_to_end_and_report_from_the_store(tmp_path, monkeypatch):
     masks = load_isbi(data / "isbi2012-em", "test", res.spec.data["downsample"]).masks
     assert e.metrics["score"] == pytest.approx(score(probs.mean(0), masks)["score"])
     assert "Bit sweep (seed Tables 1 and 4)" in md and "Ensembles (seed Tables 2-3)" in md
+    floats = [j.metrics["score"] for j in jobs if j.axes["model"] == "full" and j.axes["method"] == "float"]
+    assert f"full, score: float {sum(floats) / 2:.2f}" in md  # the claims checked on the measured rows
     assert (out / "figures" / "score_vs_bits.png").is_file() and (out / "figures" / "score_vs_members.png").is_file()

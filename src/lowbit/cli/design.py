@@ -91,8 +91,11 @@ def _run(args: argparse.Namespace) -> int:
 
     w, a = target_bits(args)
     target = f"W{w}A{a}"
+    classes = 10
+    if args.data == "image-folder" and args.data_root is not None and (args.data_root / "train").is_dir():
+        classes = sum(d.is_dir() for d in (args.data_root / "train").iterdir())  # the FC's size
     cands = enumerate_candidates(
-        args.params, args.budget_tolerance, tuple(args.blocks), args.max_depth, args.all_depths
+        args.params, args.budget_tolerance, tuple(args.blocks), args.max_depth, args.all_depths, num_classes=classes
     )
     if args.dry_run:
         print(f"{len(cands)} candidate(s) within {args.budget_tolerance:.0%} of {args.params:,.0f} parameters:")
@@ -119,8 +122,13 @@ def _run(args: argparse.Namespace) -> int:
     from ..experiments.engine import sweep
 
     sweep(spec, args.out, resume=args.resume, workers=args.workers, progress=not args.no_progress)
-    meaningful = args.proxy_epochs >= 100 and args.subset == 0 and abs(args.params - 1e6) <= 0.15e6 and target == "W2A2"
-    path = write_design_report(args.out, cands, target, meaningful)
+    images = "all" if args.subset == 0 else f"{args.subset:,}"
+    seeds = ", ".join(map(str, args.seeds))
+    proxy = f"{args.proxy_epochs} epoch(s) float + {args.proxy_epochs} QAT on {images} {args.data} training images"
+    proxy += f", seed(s) {seeds}"
+    paper_setting = args.data == "cifar10" and abs(args.params - 1e6) <= 0.15e6 and target == "W2A2"
+    meaningful = paper_setting and args.subset == 0 and args.proxy_epochs >= 100
+    path = write_design_report(args.out, cands, target, proxy, meaningful)
     print(path.read_text().split("\n\n")[1])
     print(f"design report written to {path}")
     return 0

@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 import struct
 from pathlib import Path
 from typing import Any
@@ -158,7 +159,7 @@ def _decode_record(r: dict[str, Any], payload: bytes) -> torch.Tensor:
     shape, dtype = [int(s) for s in r["shape"]], DTYPES.get(r["dtype"])
     if dtype is None or any(s < 0 for s in shape):
         raise ValueError(f"tensor {r['key']!r}: dtype {r['dtype']!r} / shape {shape} not accepted")
-    n = int(np.prod(shape)) if shape else 1
+    n = math.prod(shape)  # exact (np.prod wraps around at 2**63)
     off, nb = int(r["offset"]), int(r["nbytes"])
     if off < 0 or off + nb > len(payload):
         raise ValueError(f"tensor {r['key']!r}: bytes [{off}, {off + nb}) lie outside the payload")

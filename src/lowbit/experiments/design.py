@@ -34,13 +34,13 @@ def parse_precision(text: str) -> tuple[int, int]:
     m = _PRECISION.match(text.strip()) if isinstance(text, str) else None
     if m is None:
         raise ValueError(f"--precision {text!r} is not accepted; expected W<bits>A<bits>, e.g. W2A2 or W4A8")
-    return check_bits(int(m.group(1)), "weight"), check_bits(int(m.group(2)), "activation")
+    return check_bits(int(m.group(1)), "weight bits"), check_bits(int(m.group(2)), "activation bits")
 
 
 def check_bits(bits: int, role: str) -> int:
     lo, hi = BITS_RANGE
     if not isinstance(bits, int) or isinstance(bits, bool) or not lo <= bits <= hi:
-        raise ValueError(f"{role} bits {bits!r} are not accepted; expected a whole number {lo}..{hi}")
+        raise ValueError(f"{role} {bits!r} is not accepted; expected a whole number {lo}..{hi}")
     return bits
 
 

@@ -1,6 +1,6 @@
 """The evidence of a ``lowbit design`` run: ranking, pick, the paper's check, score vs depth (``design.py``).
 
-``write_design_report(run_dir, candidates, target, meaningful)`` reads the run's ``spec.toml`` and store only
+``write_design_report(run_dir, candidates, target, proxy, meaningful)`` reads the run's ``spec.toml`` and store only
 (``report.RunResults``), so it can be rebuilt at any time; it writes ``design.md`` and
 ``figures/proxy_score_vs_depth.png``. The proxy score of a candidate is the mean test accuracy (%) of its
 target-precision job over the seeds; ties go to the smaller network.
@@ -37,7 +37,7 @@ def rank(run_dir: str | Path, candidates: list[Candidate], target: str) -> list[
     return sorted(out, key=lambda r: (-r.score, r.candidate.params))
 
 
-def paper_check(ranked: list[Ranked], target: str, meaningful: bool) -> str:
+def paper_check(ranked: list[Ranked], proxy: str, meaningful: bool) -> str:
     """The paper's W2A2 conclusion against this run's best depth per block type (basic, depthwise)."""
     best = {}
     for r in ranked:
@@ -56,14 +56,14 @@ def paper_check(ranked: list[Ranked], target: str, meaningful: bool) -> str:
     )
     if not meaningful:
         text += (
-            f" This run is a short proxy ({target}, few epochs, a training subset): the paper trained 200 + 100 epochs "
-            "on the full set, so agreement or disagreement here says little about the conclusion."
+            f" Not meaningful here: this run is a short proxy ({proxy}), while the paper trained 200 + 100 epochs on "
+            "all of CIFAR-10 at ~1 M parameters and W2A2; agreement or disagreement says little about its conclusion."
         )
     return text
 
 
-def score_figure(ranked: list[Ranked], path: Path, target: str, caption_facts: str) -> None:
-    """Proxy score against depth, one line per block type."""
+def score_figure(ranked: list[Ranked], path: Path, target: str, subtitle: str) -> None:
+    """Proxy score (solid) and float accuracy (dashed) against depth, one colour per block type."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -71,25 +71,31 @@ def score_figure(ranked: list[Ranked], path: Path, target: str, caption_facts: s
 
     from ..fileio import atomic_savefig
 
-    fig, ax = plt.subplots(figsize=(5.2, 3.6))
-    for block in BLOCKS:
-        pts = sorted((r.candidate.depth, r.score) for r in ranked if r.candidate.block == block)
-        if pts:
-            ax.plot(*zip(*pts), marker="o", label=f"{block} blocks")
-    ax.set_xlabel("depth L")
-    ax.set_ylabel(f"{target} proxy test accuracy [%]")
-    ax.set_title(f"Proxy score vs depth by block type ({target})", fontsize=9)
-    ax.legend(fontsize=7)
+    fig, ax = plt.subplots(figsize=(5.4, 3.8))
+    for k, block in enumerate(BLOCKS):
+        rows = sorted((r.candidate.depth, r.score, r.float_acc) for r in ranked if r.candidate.block == block)
+        if not rows:
+            continue
+        depth, score, flt = zip(*rows)
+        ax.plot(depth, score, marker="o", color=f"C{k}", label=f"{block}: {target}")
+        if all(f is not None for f in flt):
+            ax.plot(depth, flt, marker=".", ls="--", color=f"C{k}", alpha=0.6, label=f"{block}: float")
+    ax.set_xlabel("depth L (width D_init chosen to fit the budget)")
+    ax.set_ylabel("proxy test accuracy [%]")
+    ax.set_title(f"Proxy score vs depth by block type ({target})\n{subtitle}", fontsize=8)
+    ax.legend(fontsize=6)
     ax.grid(alpha=0.3)
-    fig.text(0.01, 0.005, caption_facts[:160], fontsize=5)
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_savefig(fig, path, dpi=110)
     plt.close(fig)
 
 
-def write_design_report(run_dir: str | Path, candidates: list[Candidate], target: str, meaningful: bool) -> Path:
-    """``design.md`` (ranking table, pick, paper's check) and ``figures/proxy_score_vs_depth.png``."""
+def write_design_report(
+    run_dir: str | Path, candidates: list[Candidate], target: str, proxy: str, meaningful: bool
+) -> Path:
+    """``design.md`` (ranking table, pick, paper's check) and ``figures/proxy_score_vs_depth.png``; ``proxy``
+    says what the proxy training was (e.g. "2 epochs on 2,000 CIFAR-10 training images, seed 0")."""
     from ..fileio import atomic_write_text
     from .report import RunResults
 
@@ -99,7 +105,7 @@ def write_design_report(run_dir: str | Path, candidates: list[Candidate], target
         raise ValueError(f"{str(run_dir)!r} holds no finished {target} job to rank")
     res = RunResults(run_dir)
     facts = res.caption_facts(list(res.jobs.values()))
-    score_figure(ranked, run_dir / "figures" / "proxy_score_vs_depth.png", target, facts)
+    score_figure(ranked, run_dir / "figures" / "proxy_score_vs_depth.png", target, proxy)
     pick = ranked[0]
     lines = [
         "# lowbit design",
@@ -119,10 +125,10 @@ def write_design_report(run_dir: str | Path, candidates: list[Candidate], target
         )
     lines += [
         "",
-        f"Proxy score: test accuracy of the {target} model (retrained from its float parent) after the proxy training; "
-        f"{facts}.",
+        f"Proxy score: test accuracy of the {target} model (retrained from its float parent) after the proxy training "
+        f"({proxy}); {facts}.",
         "",
-        paper_check(ranked, target, meaningful),
+        paper_check(ranked, proxy, meaningful),
         "",
         "![proxy score vs depth](figures/proxy_score_vs_depth.png)",
         "",

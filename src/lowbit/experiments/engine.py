@@ -67,8 +67,8 @@ def start_run(out: Path, spec: Spec, resume: bool) -> None:
     if (out / STORE_NAME).is_file():
         with Store(out) as store:
             has_results = bool(store.done())
+    clean_stale_temps(out)  # what a killed run left (a fresh start may follow a run killed before any result)
     if resume:
-        clean_stale_temps(out)
         if spec_path.is_file():
             old = tomllib.loads(spec_path.read_text())
             diff = first_difference(old, tomllib.loads(spec.to_toml()))

@@ -156,8 +156,8 @@ def load_spec(path: str | Path, scale: str | None = None) -> Spec:
     if not path.is_file():
         raise FileNotFoundError(f"spec file {str(path)!r} does not exist")
     try:
-        raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as e:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise SpecError(f"{path.name}: not valid TOML: {e}") from None
     return parse_spec(raw, scale, path.name)
 

@@ -64,7 +64,8 @@ class _Checker:
     def whole(self, path: str, v: Any, lo: int, hi: int | None = None) -> None:
         ok = isinstance(v, int) and not isinstance(v, bool) and v >= lo and (hi is None or v <= hi)
         if not ok:
-            self.fail(path, v, f"expected a whole number {lo}..{hi}" if hi else f"expected a whole number >= {lo}")
+            what = f"{lo}..{hi}" if hi is not None else f">= {lo}"
+            self.fail(path, v, f"expected a whole number {what}")
 
     def name_in(self, path: str, v: Any, names: list[str], what: str) -> None:
         if v not in names:

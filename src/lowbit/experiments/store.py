@@ -22,6 +22,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from ..fileio import DiskFullError, is_disk_full
+
 STORE_NAME = "results.sqlite"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
@@ -114,7 +116,9 @@ class Store:
             self._db.execute(_SCHEMA)
             self._db.commit()
         except sqlite3.DatabaseError as e:
-            raise StoreError(f"{str(self.path)!r} cannot be read as a result store: {e}") from None
+            if is_disk_full(e):
+                raise DiskFullError(self.path) from None
+            raise StoreError(f"{str(self.path)!r} cannot be opened as a result store: {e}") from None
 
     def close(self) -> None:
         self._db.close()
@@ -146,8 +150,13 @@ class Store:
                 v = None if v != v else float(v)
             fields = (job_id, k, v, a, c, version, float(wall_s), model_path, now)
             rows.append((*fields, _digest(fields, names)))
-        with self._db:  # one transaction: all rows of the job or none
-            self._db.executemany("INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        try:
+            with self._db:  # one transaction: all rows of the job or none
+                self._db.executemany("INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        except sqlite3.OperationalError as e:  # the transaction was rolled back: earlier rows are intact
+            if is_disk_full(e):
+                raise DiskFullError(self.path) from None
+            raise
 
     def done(self) -> set[str]:
         return {r.job_id for r in self.rows()}

@@ -4,9 +4,12 @@ The paper segments PASCAL VOC with MobileNetV2 trained as in DeepLabV3, output s
 
     stem conv3x3 (stride 2) -> MobileNetV2 bottlenecks (``mobilenetv2.SETTING``, ``DepthwiseBlock``; a stride
     that would take the stream below 1/``output_stride`` becomes 1, DeepLab's OS16 without the atrous rates)
-    -> decoder: deep stream -qra-> 1x1 conv-BN-ReLU -qa1-> bilinear up to the 1/4 features
-                1/4 features (end of the 24-channel stage) -low_qra-> 1x1 conv-BN-ReLU
+    -> decoder: deep stream -qra-> 1x1 conv-BN-ReLU -qa1-> bilinear up to the low-level features
+                low-level features (``low_level_stage``: 1 = end of the 24-channel stage, 1/4 resolution,
+                DeepLabV3+'s choice; 0 = the 16-channel stage, 1/2, for thin structures) -low_qra-> 1x1 conv-BN-ReLU
                 concat -qa2-> 3x3 conv-BN-ReLU -qa3-> 1x1 classifier (with bias) -> bilinear up to the input
+
+``stem_stride`` 1 keeps the stem at full resolution (4x the encoder's work).
 
 The decoder is DeepLabV3+'s light one (Chen et al. 2018) without ASPP. Every activation that reaches a
 quantized layer passes an ``ActPoint`` named ``*qa?`` or ``*qra`` (the encoder's are the depthwise blocks'
@@ -27,7 +30,7 @@ from .blocks import DepthwiseBlock, conv1x1, conv3x3
 from .mobilenetv2 import SETTING, make_divisible
 from .registry import register_model
 
-LOW_LEVEL_STAGE = 1  # index in SETTING of the 24-channel stage whose output (stride 4) feeds the decoder
+LOW_LEVEL_STAGE = 1  # default: index in SETTING of the 24-channel stage (1/4 resolution) that feeds the decoder
 
 
 def _bn_relu(conv: nn.Conv2d) -> nn.Sequential:
@@ -43,6 +46,8 @@ class MobileNetV2Seg(nn.Module):
         output_stride: int = 16,
         stages: int = 7,
         decoder_channels: int = 64,
+        stem_stride: int = 2,
+        low_level_stage: int = LOW_LEVEL_STAGE,
     ):
         super().__init__()
         if not isinstance(width_mult, (int, float)) or isinstance(width_mult, bool) or not width_mult > 0:
@@ -54,16 +59,22 @@ class MobileNetV2Seg(nn.Module):
             raise ValueError(
                 f"mobilenetv2_seg: output_stride={output_stride!r} is not accepted; expected 4, 8, 16 or 32"
             )
-        if not isinstance(stages, int) or isinstance(stages, bool) or not LOW_LEVEL_STAGE + 1 <= stages <= len(SETTING):
+        if stem_stride not in (1, 2):
+            raise ValueError(f"mobilenetv2_seg: stem_stride={stem_stride!r} is not accepted; expected 1 or 2")
+        if low_level_stage not in (0, 1, 2):
             raise ValueError(
-                f"mobilenetv2_seg: stages={stages!r} is not accepted; expected {LOW_LEVEL_STAGE + 1}..{len(SETTING)}"
+                f"mobilenetv2_seg: low_level_stage={low_level_stage!r} is not accepted; expected 0, 1 or 2"
+            )
+        if not isinstance(stages, int) or isinstance(stages, bool) or not low_level_stage + 1 <= stages <= len(SETTING):
+            raise ValueError(
+                f"mobilenetv2_seg: stages={stages!r} is not accepted; expected {low_level_stage + 1}..{len(SETTING)}"
             )
         if not isinstance(decoder_channels, int) or isinstance(decoder_channels, bool) or decoder_channels < 1:
             raise ValueError(f"mobilenetv2_seg: decoder_channels={decoder_channels!r} is not accepted; expected >= 1")
         self.output_stride = output_stride
         c = make_divisible(32 * width_mult)
-        self.stem = _bn_relu(conv3x3(in_channels, c, 2))  # the first quantizable layer
-        stride, blocks, first = 2, [], True
+        self.stem = _bn_relu(conv3x3(in_channels, c, stem_stride))  # the first quantizable layer
+        stride, blocks, first = stem_stride, [], True
         for row, (t, ch, n, s) in enumerate(SETTING[:stages]):
             out = make_divisible(ch * width_mult)
             for i in range(n):
@@ -71,7 +82,7 @@ class MobileNetV2Seg(nn.Module):
                 stride *= st
                 blocks.append(DepthwiseBlock(c, out, st, int(round(c * t)), projection=False, in_signed=not first))
                 c, first = out, False
-            if row == LOW_LEVEL_STAGE:
+            if row == low_level_stage:
                 self.low_index, low_c = len(blocks) - 1, c
         self.blocks = nn.Sequential(*blocks)
         d = max(8, make_divisible(decoder_channels * min(1.0, width_mult)))
@@ -79,7 +90,7 @@ class MobileNetV2Seg(nn.Module):
         self.qra = ActPoint("qra", signed=True)  # the deep (linear bottleneck) stream
         self.reduce = _bn_relu(conv1x1(c, d))
         self.qa1 = ActPoint("qa")
-        self.low_qra = ActPoint("qra", signed=True)  # the 1/4 features (a linear bottleneck too)
+        self.low_qra = ActPoint("qra", signed=True)  # the low-level features (a linear bottleneck too)
         self.low = _bn_relu(conv1x1(low_c, low_out))
         self.qa2 = ActPoint("qa")
         self.fuse = _bn_relu(conv3x3(d + low_out, d))
@@ -119,6 +130,10 @@ def mobilenetv2_seg(
     output_stride: int = 16,
     stages: int = 7,
     decoder_channels: int = 64,
+    stem_stride: int = 2,
+    low_level_stage: int = LOW_LEVEL_STAGE,
 ) -> MobileNetV2Seg:
     """MobileNetV2 encoder + DeepLabV3+-style light decoder for per-pixel classes (Boo et al. §5.1)."""
-    return MobileNetV2Seg(width_mult, num_classes, in_channels, output_stride, stages, decoder_channels)
+    return MobileNetV2Seg(
+        width_mult, num_classes, in_channels, output_stride, stages, decoder_channels, stem_stride, low_level_stage
+    )

@@ -119,9 +119,7 @@ def parse_checkpoint(blob: bytes, path: str | Path = "<bytes>") -> tuple[dict[st
     except (SafetensorError, ValueError, RuntimeError, TypeError, OverflowError, MemoryError) as e:
         raise CheckpointError(f"checkpoint {name} is corrupted or not a safetensors file: {e}") from None
     if digest != _digest(tensors, meta_text, version):
-        raise CheckpointError(
-            f"checkpoint {name} is corrupted: its checksum does not match its tensors and metadata"
-        )
+        raise CheckpointError(f"checkpoint {name} is corrupted: its checksum does not match its tensors and metadata")
     try:
         meta = json.loads(meta_text)
     except (ValueError, RecursionError) as e:  # only reachable for a file written with a forged checksum

@@ -177,8 +177,10 @@ def fit(
         start, history = meta["epoch"] + 1, meta["history"]
     if start == 0 and cfg.calibrate_batches > 0:
         calibrate_before_training(model, train_data, cfg, loss_fn, collate)
-    if metrics is not None:  # metrics.jsonl always agrees with the checkpoint it was resumed from
+    if metrics is not None and history:  # metrics.jsonl always agrees with the checkpoint it was resumed from
         atomic_write_text(metrics, "".join(json.dumps(h) + "\n" for h in history))
+    elif metrics is not None:  # no epoch finished: no file (never an empty one)
+        metrics.unlink(missing_ok=True)
     bar = tqdm(range(start, cfg.epochs), desc=desc, disable=not progress, leave=False, initial=start, total=cfg.epochs)
     for epoch in bar:
         lr = cfg.lr * lr_factor(cfg.schedule, epoch, cfg.epochs, cfg.milestones, cfg.gamma, cfg.cycle_stage)

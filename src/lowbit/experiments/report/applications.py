@@ -77,7 +77,8 @@ def _figure(res: RunResults, name: str, opts: dict[str, Any]) -> Figure:
     ax.set_xlabel(x)
     ax.set_ylabel(opts.get("ylabel", metric))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
     title = opts.get("title", f"{metric} vs {x}")
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
