@@ -43,7 +43,7 @@ from lowbit.deploy.onnx_graph import session
 from lowbit.models import create_model, model_names
 
 torch.set_num_threads(1)
-CFG = {"train": 1500, "test": 1000, "epochs_float": 2, "epochs_qat": 1, "batch": 64, "lr": 1e-3, "repeats": 20}
+CFG = {"train": 1500, "test": 2000, "epochs_float": 2, "epochs_qat": 1, "batch": 64, "lr": 1e-3, "repeats": 20}
 QUICK = {"train": 500, "test": 500, "epochs_float": 1, "epochs_qat": 1, "repeats": 5}
 
 
@@ -145,7 +145,7 @@ def logits_onnx(path: Path, x: torch.Tensor) -> np.ndarray:
 def latencies(paths: dict[str, Path], x: np.ndarray, threads: int, repeats: int) -> dict[str, float]:
     """Median ms per run for each file; runs interleaved round-robin so that load from other processes on
     this shared CPU falls on every export alike."""
-    sess = {k: session(p, threads) for k, p in paths.items()}
+    sess = {k: session(p, threads, spin=False) for k, p in paths.items()}  # shared CPU: no busy-waiting
     for s in sess.values():
         for _ in range(3):
             s.run(None, {"input": x})

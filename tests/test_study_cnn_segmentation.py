@@ -115,6 +115,7 @@ def test_tiny_end_to_end(tmp_path):
             assert j.metrics["score_before"] is not None
     text = report.read_text()
     assert "Tables 2-3" in text and "76.97" in text and "W4A4+Lip+CLR" in text
+    assert "bits float, W4, A4, W4A4;" in text  # captions read activation bits from the per-point rules too
     fig = out / "figures" / "segmentation_masks.png"
     assert "figures/segmentation_masks.png" in text
     with Image.open(fig) as im:  # 2 test images x (input, truth, float, W4, A4)

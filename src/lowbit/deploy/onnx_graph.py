@@ -92,14 +92,20 @@ def conv_attrs(m: nn.Module) -> dict[str, Any]:
     }
 
 
-def session(path: str | Path, threads: int = 1, profile_prefix: str | None = None):
-    """A CPU ``InferenceSession`` with ``threads`` intra-op threads (and profiling when a prefix is given)."""
+def session(path: str | Path, threads: int = 1, profile_prefix: str | None = None, spin: bool = True):
+    """A CPU ``InferenceSession`` with ``threads`` intra-op threads (and profiling when a prefix is given).
+
+    ``spin=False`` stops idle pool threads from busy-waiting: on a CPU shared with other processes a spinning
+    thread whose partner is descheduled burns its time slice (multi-thread latencies then measure the load).
+    """
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
+    if not spin:
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if profile_prefix is not None:
         opts.enable_profiling = True
         opts.profile_file_prefix = profile_prefix

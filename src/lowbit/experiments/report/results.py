@@ -30,7 +30,10 @@ class JobResult:
 
 def _bits(quant: dict | None, role: str) -> int:
     q = (quant or {}).get(role)
-    return q.get("bits", 32) if isinstance(q, dict) else 32
+    if not isinstance(q, dict):  # set only by per-layer rules (e.g. PACT at the "*qa?" / "*qra" points)
+        rules = [r.get(role) for r in (quant or {}).get("rules", {}).values() if isinstance(r, dict)]
+        return min((r.get("bits", 32) for r in rules if isinstance(r, dict)), default=32)
+    return q.get("bits", 32)
 
 
 def bits_label(config: dict) -> str:
