@@ -27,12 +27,18 @@ def _init_worker() -> None:
 def _die_with_parent() -> None:
     """A worker whose sweep was killed must not keep training a job that a resumed sweep runs again (Linux)."""
     import ctypes
+    import os
     import signal
 
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
+    # The death signal only covers a parent that dies from now on: the initializer runs after the worker's
+    # imports, so a sweep killed while this worker was starting has already re-parented it.
+    parent = mp.parent_process()
+    if parent is not None and os.getppid() != parent.pid:
+        os._exit(1)
 
 
 def _init_process_worker() -> None:
