@@ -100,6 +100,8 @@ def test_cli_dry_run_and_errors(capsys):
     assert "not both" in capsys.readouterr().err
     assert main(["design", "--params", "1e6", "--precision", "W2A", "--dry-run"]) == 2
     assert "'W2A' is not accepted" in capsys.readouterr().err
+    assert main(["design", "--params", "1e6", "--precision", "W2A2", "--data", "image-folder", "--dry-run"]) == 2
+    assert "--data image-folder needs --data-root" in capsys.readouterr().err
 
 
 def _image_folder(root, classes=3, train=40, test=12, size=32):

@@ -91,6 +91,7 @@ def _run(args: argparse.Namespace) -> int:
 
     w, a = target_bits(args)
     target = f"W{w}A{a}"
+    data = data_table(args)
     classes = 10
     if args.data == "image-folder" and args.data_root is not None and (args.data_root / "train").is_dir():
         classes = sum(d.is_dir() for d in (args.data_root / "train").iterdir())  # the FC's size
@@ -109,7 +110,7 @@ def _run(args: argparse.Namespace) -> int:
         args.params,
         w,
         a,
-        data_table(args),
+        data,
         args.proxy_epochs,
         tuple(args.seeds),
         args.batch_size,
