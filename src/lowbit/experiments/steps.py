@@ -16,6 +16,7 @@ continues where it stopped and ends with the numbers of an uninterrupted run. Re
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +24,7 @@ from typing import Any
 
 import torch
 
-from ..api import calibrate, quantize_
+from ..api import calibrate, quantization_map, quantize_
 from ..config import QuantConfig
 from ..serialize import load_model, save_model
 from ..train import TrainConfig, fit, fit_inq
@@ -66,10 +67,15 @@ class _Ctx:
 
     def quantize(self, model: torch.nn.Module) -> dict[str, float]:
         """Apply the recipe's QuantConfig and calibrate; return the metrics right after (``<m>_before``)."""
-        quantize_(model, QuantConfig.from_dict(self.recipe["quant"]))
-        n = self.recipe.get("calibrate", 4096)
-        if n:
-            calibrate(model, self.task.calibration(self.data.train, n))
+        cfg = QuantConfig.from_dict(self.recipe["quant"])
+        probe = quantize_(copy.deepcopy(model), cfg)
+        if quantization_map(probe) != quantization_map(model):
+            quantize_(model, cfg)
+            n = self.recipe.get("calibrate", 4096)
+            if n:
+                calibrate(model, self.task.calibration(self.data.train, n))
+        # else: the parent is already quantized this way (e.g. CLR fine-tuning of a QAT model): its learned
+        # steps and ranges (PACT alpha, LSQ steps) carry over instead of being re-calibrated from scratch.
         return {f"{k}_before": v for k, v in self.evaluate(model).items()}
 
     def save(self, model: torch.nn.Module, kwargs: dict) -> str:
