@@ -421,3 +421,24 @@ def test_fold_bn_calibrates_the_folded_weight():
     with torch.no_grad():
         wf, wq = layer.folded_weight(), layer.quantized_weight()
     assert float((wq - wf).norm() / wf.norm()) < 0.2
+
+
+def test_signed_and_unsigned_grids_mix(tmp_path):
+    """A layer whose input grid is uint8 (PACT) feeding one with an int8 grid (signed LSQ) exports and runs."""
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Linear(8, 16), nn.Linear(16, 4))
+    w = {"name": "uniform", "bits": 8, "granularity": "per_channel"}
+    rules = {
+        "0": {"weight": w, "act": {"name": "pact", "bits": 8}},
+        "1": {"weight": w, "act": {"name": "lsq", "bits": 8, "signed": True}},
+    }
+    lb.quantize_(m, lb.QuantConfig(rules=rules))
+    x = torch.rand(32, 8)
+    lb.calibrate(m, [x])
+    m.eval()
+    with torch.no_grad():
+        y0 = m(x).numpy()
+    p = export_onnx(m, tmp_path / "m.onnx", x)
+    assert node_ops(p).count("QGemm") == 2
+    y, _ = run_onnx(p, x.numpy())
+    assert np.abs(y - y0).max() <= 0.05 * np.abs(y0).max()

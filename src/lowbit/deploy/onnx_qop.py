@@ -83,9 +83,13 @@ class Val:
     remake: Any = None  # grid -> name: the producing op again with another output grid (cheaper than DQ -> Q)
 
 
-def _calibrated(lo: float, hi: float) -> Grid:
-    """Asymmetric uint8 grid over [min(lo, 0), max(hi, 0)] (for tensors the trained model keeps in float)."""
+def _calibrated(lo: float, hi: float, signed: bool = False) -> Grid:
+    """Asymmetric uint8 grid over [min(lo, 0), max(hi, 0)] (for tensors the trained model keeps in float);
+    ``signed``: the symmetric int8 grid over the same range."""
     lo, hi = min(lo, 0.0), max(hi, 0.0)
+    if signed:
+        m = max(-lo, hi)
+        return Grid(float(m / 127) if m > 0 else 1.0, 0, -128, 127)
     scale = (hi - lo) / 255 if hi > lo else 1.0
     zp = int(np.clip(np.round(-lo / scale), 0, 255))
     return Grid(float(scale), zp, 0, 255)
@@ -256,6 +260,8 @@ class QopWriter:
         gy = self._lookahead(out_node)
         if gy is None and spec.is_conv:
             gy = self.pick_grid(out_node)
+        if gy is not None and gy.signed != gx.signed:  # ORT's integer ops write the input's type: bridge later
+            gy = _calibrated(*self.ranges.get(out_node.name, (0.0, 1.0)), signed=gx.signed)
         ws = spec.scale.numpy().astype(np.float32)
         w = b.const(spec.codes.numpy(), base + "_wq")
         wsn = b.const(ws, base + "_ws")
