@@ -83,7 +83,7 @@ def test_readme_says_where_the_data_lives():
     assert ENV_VAR in text and CACHE_ENV_VAR in text
 
 
-DOTTED = re.compile(r"`[^`\n]*?\b((?:lowbit|lb)(?:\.[A-Za-z_]\w*)+)")
+DOTTED = re.compile(r"`[^`\n]*?(?<![\w./-])((?:lowbit|lb)(?:\.[A-Za-z_]\w*)+)")  # not file names like RUN/.lowbit.lock
 
 
 def _resolves(name: str) -> bool:
