@@ -13,6 +13,10 @@ exports:
     lowbit W4    a W4A8 QAT model: convs on the same 8-bit kernels (codes unchanged), Linear layers with 4-bit
                  codes through MatMulNBits (weight-only)
     lowbit W4 foldBN  the same, trained with BatchNorm folded into the conv weights (QuantConfig(fold_bn=True))
+    lowbit int8 tied  ResNets only: lowbit int8 with each basic block's QRA point sharing the QA1 point's quantizer
+                 (both read the block input: one learned α, one grid, as ORT's one scale per tensor), so each
+                 block sum is written once (9 QLinearAdd on ResNet-20; untied QA/QRA α that drift apart in QAT
+                 need a second QLinearAdd per block, see ``Grid.interchangeable`` in lowbit.deploy.onnx_grid)
 Columns: median latency (ms) per batch size and thread count, speed-up against float, file size, top-1 on the
 test subset, and for lowbit rows the fake-quantized PyTorch model's top-1 and the max logit difference.
 The kernels that ran (ORT profiler) are printed once per export.
@@ -90,6 +94,19 @@ def qconfig(model: nn.Module, wbits: int, fold_bn: bool = False) -> lb.QuantConf
         rules.update({"stem.0": {"weight": w, "act": a}, "fc": {"weight": w, "act": a}})
         return lb.QuantConfig(weight=w, act=None, rules=rules, fold_bn=fold_bn)
     return lb.QuantConfig(weight=w, act=a, quantize_input=True, fold_bn=fold_bn)
+
+
+def tie_points(model: nn.Module) -> int:
+    """Let each basic block's QRA point use its QA1 point's quantizer (the same module: one α, trained by both
+    uses). Only where both read the same tensor (post-activation basic blocks); returns how many were tied."""
+    from lowbit.models.blocks import BasicBlock
+
+    n = 0
+    for b in model.modules():
+        if isinstance(b, BasicBlock) and getattr(b.qa1, "act_quant", None) is not None:
+            b.qra.act_quant = b.qa1.act_quant
+            n += 1
+    return n
 
 
 def data(cfg: dict):
@@ -193,11 +210,14 @@ def run_model(name: str, cfg: dict, xy_train, xy_test, tmp: Path, batches, threa
     paths = {"float": export_onnx(fm, tmp / f"{name}_float.onnx", xte[:1], form="float")}
     paths["ORT static"] = ort_static(paths["float"], tmp / f"{name}_ort.onnx", calib)
     sims = {}
-    variants = [("lowbit int8", 8, (), False), ("lowbit W4", 4, (4,), False), ("lowbit W4 foldBN", 4, (4,), True)]
-    for label, wbits, nbits, fold in variants:
+    variants = [("lowbit int8", 8, (), False, False), ("lowbit int8 tied", 8, (), False, True),
+                ("lowbit W4", 4, (4,), False, False), ("lowbit W4 foldBN", 4, (4,), True, False)]  # fmt: skip
+    for label, wbits, nbits, fold, tie in variants:
         qm = build(name)
         qm.load_state_dict(fm.state_dict())
         lb.quantize_(qm, qconfig(qm, wbits, fold))
+        if tie and not tie_points(qm):
+            continue  # no basic blocks: the same model as "lowbit int8"
         lb.calibrate(qm, [calib])
         train(qm, xy_train, cfg["epochs_qat"], cfg)
         freeze(qm)
@@ -261,7 +281,7 @@ def main(argv=None) -> int:
         rows += r
         print(f"\n{name} ({time.time() - t:.0f} s)")
         for x in r:
-            print(f"  {x['export']:<12} kernels: {x['kernels']}")
+            print(f"  {x['export']:<17} kernels: {x['kernels']}")
         print(table(r, batches, threads), flush=True)
     print("\nAll models:\n" + table(rows, batches, threads))
     if a.json:

@@ -442,3 +442,105 @@ def test_signed_and_unsigned_grids_mix(tmp_path):
     assert node_ops(p).count("QGemm") == 2
     y, _ = run_onnx(p, x.numpy())
     assert np.abs(y - y0).max() <= 0.05 * np.abs(y0).max()
+
+
+def _resnet20_points(alpha_factor: float):
+    """A calibrated W8A8 ResNet-20 (width 0.25) whose QRA points' α are the QA points' (the same tensor and
+    calibration) times ``alpha_factor``: the grids of the two points that read each block sum."""
+    from lowbit.models import create_model
+    from lowbit.models.blocks import point_rules
+
+    torch.manual_seed(0)
+    m = create_model("resnet20", width_mult=0.25, in_channels=1)
+    x = torch.rand(32, 1, 12, 12)
+    m.train()
+    with torch.no_grad():
+        m(x)
+    w, a = {"name": "uniform", "bits": 8, "granularity": "per_channel"}, {"name": "pact", "bits": 8}
+    rules = {**point_rules(m, a), "stem.0": {"weight": w, "act": a}, "fc": {"weight": w, "act": a}}
+    lb.quantize_(m, lb.QuantConfig(weight=w, rules=rules))
+    lb.calibrate(m, [x])
+    with torch.no_grad():
+        for name, mod in m.named_modules():
+            if name.endswith("qra"):
+                mod.act_quant.alpha.mul_(alpha_factor)
+    return m.eval(), x
+
+
+@pytest.mark.parametrize("factor, adds", [(1.001, 9), (1.05, 18)])
+def test_resnet20_block_sums_written_once_when_grids_agree(tmp_path, factor, adds):
+    """QA and QRA grids within half a step at both range ends (α 0.1 % apart: 0.26 steps at the top): each block
+    sum is written once (9 QLinearAdd = the 9 residual adds) and read by both points. 5 % apart (13 steps): the
+    sum is written again on the QRA grid by a second QLinearAdd (8 blocks feed another block: 8 + 9), and the
+    stem conv's output is requantized for layer1.0's QRA point by one QLinearAdd (no DequantizeLinear ->
+    QuantizeLinear pair). Either way one QuantizeLinear (the input) and no DequantizeLinear (QGemm writes float)."""
+    m, x = _resnet20_points(factor)
+    with torch.no_grad():
+        y0 = m(x).numpy()
+    p = export_onnx(m, tmp_path / "r.onnx", x[:2], calib=x)
+    ops = node_ops(p)
+    assert ops.count("QLinearAdd") == adds
+    assert ops.count("QuantizeLinear") == 1 and "DequantizeLinear" not in ops
+    assert not FLOAT_COMPUTE & set(ops)
+    y, _ = run_onnx(p, x.numpy())
+    assert np.abs(y - y0).max() <= 0.1 * np.abs(y0).max()
+    assert (y.argmax(1) == y0.argmax(1)).mean() >= 0.9
+
+
+def _quantize(x: np.ndarray, g) -> np.ndarray:
+    """Slow reference: the real value of x on grid g (round half to even, saturate)."""
+    return g.scale * (np.clip(np.round(x / g.scale) + g.zp, g.qmin, g.qmax) - g.zp)
+
+
+def test_interchangeable_grids_differ_by_at_most_one_step():
+    from lowbit.deploy.onnx_grid import Grid
+
+    rng = np.random.default_rng(0)
+    seen = {True: 0, False: 0}
+    for _ in range(400):
+        s = float(rng.uniform(0.005, 0.1))
+        signed = bool(rng.integers(2))
+        zp = 0 if signed else int(rng.integers(0, 20))
+        q = (-128, 127) if signed else (0, 255)
+        a = Grid(s, zp, *q)
+        rel = float(rng.choice([1e-4, 1e-3, 2e-3, 1e-2, 3e-2])) * float(rng.choice([-1, 1]))
+        b = Grid(s * (1 + rel), zp, *q)
+        x = np.linspace(min(a.lo, b.lo) - 1, max(a.hi, b.hi) + 1, 200_001)
+        dev = np.abs(_quantize(x, a) - _quantize(x, b)).max()
+        ok = a.interchangeable(b)
+        assert ok == b.interchangeable(a)
+        seen[ok] += 1
+        if ok:
+            assert dev <= max(a.scale, b.scale) * (1 + 1e-6)
+        elif abs(rel) >= 1e-2:
+            assert dev > max(a.scale, b.scale)  # range ends apart: reading one for the other is not within a step
+    assert seen[True] and seen[False]
+    assert not Grid(0.02, 0, 0, 255).interchangeable(Grid(0.02, 0, -128, 127))
+
+
+def test_requantize_by_qlinearadd_equals_dequantize_quantize():
+    """``QopWriter._requant`` (one QLinearAdd of a tensor with itself at half scale) gives, on every uint8 code,
+    the codes of DequantizeLinear -> QuantizeLinear: round(s0·(q - z0)/s) + z, half to even, saturated."""
+    from onnx import TensorProto, helper
+
+    from lowbit.deploy.onnx_graph import Builder
+    from lowbit.deploy.onnx_grid import Grid
+    from lowbit.deploy.onnx_qop import QopWriter
+
+    rng = np.random.default_rng(1)
+    q = np.tile(np.arange(256, dtype=np.uint8), 8).reshape(1, 8, 16, 16)
+    for _ in range(20):
+        g0 = Grid(float(rng.uniform(0.005, 0.1)), int(rng.integers(0, 30)), 0, 255)
+        g = Grid(g0.scale * float(rng.uniform(0.9, 1.1)), int(rng.integers(0, 30)), 0, 255)
+        w = object.__new__(QopWriter)
+        w.b = Builder()
+        y = w._requant("q", g0, g, "r")
+        graph = helper.make_graph(w.b.nodes, "g", [helper.make_tensor_value_info("q", TensorProto.UINT8, q.shape)],
+                                  [helper.make_tensor_value_info(y, TensorProto.UINT8, None)], w.b.inits)  # fmt: skip
+        opsets = [helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
+        proto = helper.make_model(graph, opset_imports=opsets)
+        proto.ir_version = 8
+        got = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"q": q})[0]
+        f = np.float32(g0.scale) * (q.astype(np.float32) - g0.zp)
+        ref = np.clip(np.round(f / np.float32(g.scale)) + g.zp, 0, 255)
+        assert np.array_equal(got.astype(int), ref.astype(int))

@@ -34,6 +34,24 @@ class Grid:
         """Every value of the grid is >= 0 (a ReLU on it is the identity)."""
         return self.qmin >= self.zp
 
+    @property
+    def lo(self) -> float:
+        return self.scale * (self.qmin - self.zp)
+
+    @property
+    def hi(self) -> float:
+        return self.scale * (self.qmax - self.zp)
+
+    def interchangeable(self, other: Grid) -> bool:
+        """Codes on this grid may stand for ``other``'s: same integer type and both range ends within half a step
+        (of the finer grid) of each other. Then for every real x the two quantized values differ by at most one
+        step of the coarser grid (inside both ranges by (s1 + s2)/2; between the range ends by the gap plus half
+        a step), the "one activation step per layer" budget of deployed-equals-simulated."""
+        if self == other:
+            return True
+        half = min(self.scale, other.scale) / 2
+        return self.signed == other.signed and abs(self.lo - other.lo) <= half and abs(self.hi - other.hi) <= half
+
 
 @dataclass
 class Val:
