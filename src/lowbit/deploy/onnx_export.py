@@ -32,7 +32,10 @@ from torch import nn
 
 from ..fileio import atomic_write_bytes
 from .freeze import FrozenWeight
-from .onnx_graph import run_onnx  # noqa: F401  (re-exported)
+from .onnx_graph import (
+    conv_attrs,
+    run_onnx,  # noqa: F401  (re-exported)
+)
 
 OPSET = 17
 LEAVES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.BatchNorm1d, nn.BatchNorm2d, nn.ReLU, nn.Flatten, nn.Dropout)
@@ -144,7 +147,7 @@ def _layer(b: _Builder, m: nn.Module, x: str, base: str) -> str:
         xz = b.const(np.uint8(0), base + "_xz8")
         wz = b.const(np.int8(0), base + "_wz8")
         if is_conv:
-            acc = b.node("ConvInteger", [xq, b.const(codes, base + "_wi"), xz, wz], base, **_conv_attrs(m))
+            acc = b.node("ConvInteger", [xq, b.const(codes, base + "_wi"), xz, wz], base, **conv_attrs(m))
         else:
             acc = b.node("MatMulInteger", [xq, b.const(np.ascontiguousarray(codes.T), base + "_wiT"), xz, wz], base)
         y = b.node("Cast", [acc], base, to=1)
@@ -161,23 +164,10 @@ def _layer(b: _Builder, m: nn.Module, x: str, base: str) -> str:
     w, _ = _weight(b, m, base)
     bias = None if m.bias is None else b.const(_np(m.bias).astype(np.float32), base + "_b")
     if is_conv:
-        return b.node("Conv", [x, w] + ([bias] if bias else []), base, **_conv_attrs(m))
+        return b.node("Conv", [x, w] + ([bias] if bias else []), base, **conv_attrs(m))
     wt = b.node("Transpose", [w], base, perm=[1, 0])
     y = b.node("MatMul", [x, wt], base)
     return y if bias is None else b.node("Add", [y, bias], base)
-
-
-def _conv_attrs(m: nn.Module) -> dict[str, Any]:
-    if m.padding_mode != "zeros" or isinstance(m.padding, str):
-        raise ValueError(f"export_onnx: conv padding {m.padding!r}/{m.padding_mode!r} is not supported")
-    pads = list(m.padding)
-    return {
-        "kernel_shape": list(m.kernel_size),
-        "strides": list(m.stride),
-        "dilations": list(m.dilation),
-        "group": m.groups,
-        "pads": pads + pads,
-    }
 
 
 def _module(b: _Builder, m: nn.Module, x: str, base: str) -> str:
