@@ -101,7 +101,7 @@ def _fmt(v: Any) -> str:
 
 
 def mean_std(values: list[float]) -> str:
-    """'m ± s' over seeds (population std over the runs given; '—' when empty)."""
+    """'m ± s' over seeds (sample standard deviation, n − 1; '—' when empty)."""
     if not values:
         return "—"
     m = sum(values) / len(values)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .document import Table
+from .document import Table, mean_std
 from .extras import Section, register_extra
 from .results import JobResult, RunResults
 
@@ -26,16 +26,6 @@ def _kib(res: RunResults, job: JobResult) -> float | None:
     if not parents or any(p is None or p.metrics.get("weight_kib") is None for p in parents):
         return None
     return sum(p.metrics["weight_kib"] for p in parents)
-
-
-def _ms(values: list[float]) -> str:
-    if not values:
-        return "—"
-    m = sum(values) / len(values)
-    if len(values) == 1:
-        return f"{m:.2f}"
-    s = (sum((v - m) ** 2 for v in values) / (len(values) - 1)) ** 0.5
-    return f"{m:.2f} ± {s:.2f}"
 
 
 @register_extra("ensemble_memory")
@@ -59,7 +49,7 @@ def ensemble_memory(
         fits = "yes" if mean_kib is not None and base_kib and mean_kib <= base_kib * (1 + 1e-9) else "no"
         label = res.key_label(tuple(axes), k)
         values = [j.metrics[metric] for j in rows[k]]
-        body.append([label, None if mean_kib is None else f"{mean_kib:.1f}", ratio, fits, _ms(values), len(values)])
+        body.append([label, None if mean_kib is None else f"{mean_kib:.1f}", ratio, fits, mean_std(values), len(values)])
     title = f"Ensembles against memory: {metric} and the members' weights as stored"
     blabel = ", ".join(f"{a}={v}" for a, v in baseline.items())
     note = (
