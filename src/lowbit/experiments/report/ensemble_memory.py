@@ -49,7 +49,9 @@ def ensemble_memory(
         fits = "yes" if mean_kib is not None and base_kib and mean_kib <= base_kib * (1 + 1e-9) else "no"
         label = res.key_label(tuple(axes), k)
         values = [j.metrics[metric] for j in rows[k]]
-        body.append([label, None if mean_kib is None else f"{mean_kib:.1f}", ratio, fits, mean_std(values), len(values)])
+        body.append(
+            [label, None if mean_kib is None else f"{mean_kib:.1f}", ratio, fits, mean_std(values), len(values)]
+        )
     title = f"Ensembles against memory: {metric} and the members' weights as stored"
     blabel = ", ".join(f"{a}={v}" for a, v in baseline.items())
     note = (
