@@ -53,8 +53,10 @@ def _one_line(e: BaseException) -> str:
         return str(DiskFullError(e.filename or "a file"))
     if isinstance(e, OSError) and e.filename is not None and e.strerror:
         return f"{e.filename}: {e.strerror}"
-    if isinstance(e, KeyError) and e.args:
-        return str(e.args[0])
+    if isinstance(e, KeyError) and e.args and isinstance(e.args[0], str) and " " in e.args[0]:
+        return e.args[0]  # a message raised as KeyError
+    if isinstance(e, KeyError):
+        return f"internal error: {e!r} (please report it with the command that caused it)"
     return str(e) or type(e).__name__
 
 

@@ -72,7 +72,7 @@ def _run(args: argparse.Namespace) -> int:
             path = export_onnx(
                 model,
                 args.out,
-                torch.randn(shape),
+                torch.randn(shape, generator=torch.Generator().manual_seed(0)),  # same file on every export
                 form=args.onnx_form,
                 calib=calib,
                 nbits=(2, 4) if args.nbits else (),

@@ -35,6 +35,7 @@ from .steps import run_job
 from .store import STORE_NAME, Store
 
 SPEC_NAME = "spec.toml"
+REPORT_ONLY_KEYS = ("report", "description")  # may change between a run and its --resume
 
 
 def preflight(spec: Spec, jobs: list[Job]) -> dict[str, int]:
@@ -71,7 +72,11 @@ def start_run(out: Path, spec: Spec, resume: bool) -> None:
     if resume:
         if spec_path.is_file():
             old = tomllib.loads(spec_path.read_text())
-            diff = first_difference(old, tomllib.loads(spec.to_toml()))
+            new = tomllib.loads(spec.to_toml())
+            for k in REPORT_ONLY_KEYS:  # what the report shows does not change what was trained
+                old.pop(k, None)
+                new.pop(k, None)
+            diff = first_difference(old, new)
             if diff is not None and has_results:
                 raise ValueError(
                     f"{spec_path} was written by a different spec (first difference: {diff}); resume with the same "

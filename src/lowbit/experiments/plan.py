@@ -20,6 +20,7 @@ from typing import Any
 
 from ..train.config import TrainConfig
 from .spec import Spec, axis_refs, substitute
+from .speccheck import SpecError
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,8 @@ def plan(spec: Spec) -> list[Job]:
                         named["seed"] = seed
                     if not excluded(spec, named):
                         p.job(method, model, seed, cell)
+    if not p.jobs:
+        raise SpecError(f"{spec.source}: [[exclude]] removes every cell of the grid: nothing to run")
     return list(p.jobs.values())
 
 

@@ -158,12 +158,22 @@ def _table(c: _Checker, d: Any, path: str) -> dict:
     return d
 
 
+# the fixed columns of a result row (store.Row.flat): an axis of the same name would be overwritten there
+RESERVED_AXES = ("job", "metric", "value", "wall_s", "model_path", "code_version")
+
+
 def _check_grid(c: _Checker, raw: dict) -> dict:
     grid = _table(c, raw["grid"], "grid")
     for axis in ("model", "method", "seed"):
         if axis not in grid:
             raise SpecError(f"{c.source}: grid.{axis}: missing; the grid needs model, method and seed lists")
     for axis, values in grid.items():
+        if axis in RESERVED_AXES:
+            c.fail(
+                f"grid.{axis}",
+                values,
+                f"this name is a column of the result rows; reserved: {', '.join(RESERVED_AXES)}",
+            )
         if not isinstance(values, list) or not values:
             c.fail(f"grid.{axis}", values, "expected a non-empty list")
         if len({repr(v) for v in values}) != len(values):
@@ -289,6 +299,11 @@ def _check_report(c: _Checker, rep: Any, grid: dict, extras: list[str], metrics:
         c.name_in(f"{p}.metric", f["metric"], metrics, "metric")
         if "lines" in f:
             _axis_list(c, f"{p}.lines", f["lines"], grid)
+        for a in f.get("where", {}):
+            c.name_in(f"{p}.where", a, list(grid), "grid axis")
     for name, opts in _table(c, rep.get("extras", {}), "report.extras").items():
         c.name_in("report.extras", name, extras, "report extra")
         _table(c, opts, f"report.extras.{name}")
+        from .report.extras import get_extra  # the extra's options are its keyword arguments: checked now, not
+
+        c.call_args(f"report.extras.{name}", get_extra(name), opts)  # after every job has trained

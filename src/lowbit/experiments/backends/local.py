@@ -52,11 +52,15 @@ class LocalBackend(Backend):
         self._queue: deque[tuple[str, Callable, dict]] = deque()  # in-process mode
         self._futures: dict[Future, str] = {}
         self._pool: ProcessPoolExecutor | None = None
+        self._threads = None
         if workers > 1:
             self._pool = ProcessPoolExecutor(
                 workers, mp_context=mp.get_context("spawn"), initializer=_init_process_worker
             )
         else:
+            import torch
+
+            self._threads = torch.get_num_threads()  # restored by close(): the caller's process is not a worker
             _init_worker()
 
     def submit(self, key: str, fn: Callable[..., Any], kwargs: dict[str, Any]) -> None:
@@ -86,6 +90,11 @@ class LocalBackend(Backend):
             raise WorkerDied(f"a worker process died while running job {key}; re-run with --resume") from None
 
     def close(self, wait: bool = True) -> None:
+        if self._threads is not None:
+            import torch
+
+            torch.set_num_threads(self._threads)
+            self._threads = None
         if self._pool is not None:
             self._pool.shutdown(wait=wait, cancel_futures=True)
             self._pool = None

@@ -110,7 +110,9 @@ def metric_figure(res: RunResults, spec: dict, index: int) -> Figure:
     numeric = all(isinstance(k[0], (int, float)) for k in xs_all)
     pos = {k[0]: (k[0] if numeric else i) for i, k in enumerate(xs_all)}
     for line in _sorted_keys(res, (lines,), [(k,) for k in groups]) if lines else [(None,)]:
-        pts = groups[line[0]]
+        pts = groups.get(line[0], {})
+        if not pts:  # nothing (yet) to plot on this line: a partly finished run still gets its report
+            continue
         xs = [k[0] for k in _sorted_keys(res, (x,), [(v,) for v in pts])]
         st = [_stats(pts[v]) for v in xs]
         ax.errorbar(

@@ -58,7 +58,11 @@ class RunResults:
         spec_path = self.out / "spec.toml"
         if not spec_path.is_file():
             raise FileNotFoundError(f"{str(self.out)!r} is not a run folder (no spec.toml in it)")
-        self.spec = parse_spec(tomllib.loads(spec_path.read_text()), None, str(spec_path))
+        try:
+            raw = tomllib.loads(spec_path.read_text())
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise ValueError(f"{spec_path}: not a readable spec ({e})") from None
+        self.spec = parse_spec(raw, None, str(spec_path))
         self.jobs: dict[str, JobResult] = {}
         if (self.out / STORE_NAME).is_file():
             with Store(self.out, create=False) as store:
