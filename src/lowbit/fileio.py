@@ -46,6 +46,15 @@ class NotAFileError(OSError):
 
 
 def _umask_mode() -> int:
+    """0o666 minus the process umask, read without changing it (Linux: /proc), else by the set-and-restore
+    dance (which briefly sets the umask to 0 for every thread)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except OSError:
+        pass
     mask = os.umask(0)
     os.umask(mask)
     return 0o666 & ~mask

@@ -151,6 +151,12 @@ class INQ:
                     "INQ: keep_float applies to float models; a quantized model already says which layers are float"
                 )
             chosen = [m for _, m in layers if isinstance(m, QuantMixin) and m.weight_quant is not None]
+            folded = [type(m).__name__ for m in chosen if type(m).latent_weight is not QuantMixin.latent_weight]
+            if folded:  # INQ puts W on powers of two, but the layer computes with W·s (BN folded): not a pow2 model
+                raise ValueError(
+                    f"INQ: layers with BatchNorm folded into their weights ({folded[0]}) are not supported; run INQ "
+                    "on a model quantized without fold_bn"
+                )
             for m in chosen:
                 if not isinstance(m.weight_quant, INQWeight):
                     m.weight_quant = INQWeight(bits, m.quant_weight_names)

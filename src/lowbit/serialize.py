@@ -43,6 +43,12 @@ def save_model(
     path: str | Path, model: nn.Module, name: str, extra: dict[str, Any] | None = None, **kwargs: Any
 ) -> None:
     """Save ``model`` (built by ``create_model(name, **kwargs)``) with its quantization and state."""
+    frozen = [n for n, e in quantization_map(model).items() if (e.get("weight") or {}).get("name") == "frozen"]
+    if frozen:  # integer codes are the deploy layer's format: a model file holds latent weights + quantizers
+        raise ValueError(
+            f"save_model: the model is frozen (layers {', '.join(frozen[:3])}{' ...' if len(frozen) > 3 else ''}); "
+            "save a frozen model with lowbit.deploy.save_packed, or save it before lowbit.freeze"
+        )
     meta = {
         "kind": "model",
         "model": {"name": name, "kwargs": kwargs},

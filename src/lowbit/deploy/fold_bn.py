@@ -77,7 +77,7 @@ def input_grid(m: nn.Module) -> ActivationGrid | None:
     if not ok:
         raise ValueError(
             f"export_onnx: the input quantizer {aq.to_dict()} of layer {type(m).__name__} has no 8-bit integer grid "
-            "(export_activation() gave {g}); supported: quantizers whose output is an affine uint8/int8 grid"
+            f"(export_activation() gave {g}); supported: quantizers whose output is an affine uint8/int8 grid"
         )
     return g
 

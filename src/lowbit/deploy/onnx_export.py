@@ -33,47 +33,22 @@ from torch import nn
 from ..fileio import atomic_write_bytes
 from .freeze import FrozenWeight
 from .onnx_graph import (
+    OPSET,
+    Builder,
+    Tracer,
     conv_attrs,
     run_onnx,  # noqa: F401  (re-exported)
 )
-
-OPSET = 17
-LEAVES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.BatchNorm1d, nn.BatchNorm2d, nn.ReLU, nn.Flatten, nn.Dropout)
-LEAVES += (nn.MaxPool2d, nn.AdaptiveAvgPool2d)
-
-
-class _Tracer(torch.fx.Tracer):
-    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return isinstance(m, LEAVES) or super().is_leaf_module(m, qualname)
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().numpy()
 
 
-class _Builder:
+class _Builder(Builder):
     def __init__(self, integer: bool):
-        from onnx import helper, numpy_helper
-
-        self.h, self.nh = helper, numpy_helper
-        self.nodes: list[Any] = []
-        self.inits: list[Any] = []
+        super().__init__()
         self.integer = integer
-        self.n = 0
-
-    def name(self, base: str) -> str:
-        self.n += 1
-        return f"{base.replace('.', '_')}_{self.n}"
-
-    def const(self, arr: np.ndarray, base: str) -> str:
-        nm = self.name(base)
-        self.inits.append(self.nh.from_array(np.asarray(arr), nm))
-        return nm
-
-    def node(self, op: str, inputs: list[str], base: str, **attrs) -> str:
-        out = self.name(f"{base}_{op}")
-        self.nodes.append(self.h.make_node(op, inputs, [out], name=out, **attrs))
-        return out
 
 
 def _act_params(aq) -> tuple[float, int] | None:
@@ -213,7 +188,7 @@ def _function(b: _Builder, node: torch.fx.Node, env: dict[str, Any]) -> str:
 def build_onnx(model: nn.Module, example: torch.Tensor, integer: bool = False):
     """The ``onnx.ModelProto`` of ``model`` (see the module docstring)."""
     b = _Builder(integer)
-    graph = _Tracer().trace(model)
+    graph = Tracer().trace(model)  # the tracer of every ONNX writer: quantized twins are leaves
     mods = dict(model.named_modules())
     env: dict[str, Any] = {}
     outputs = []
@@ -270,8 +245,16 @@ def export_onnx(
         raise ValueError(f"export_onnx: form={form!r} is not accepted; expected one of {FORMS}")
     from .freeze import freeze
 
-    if any(getattr(m, "weight_quant", None) is not None for m in model.modules()) and not _all_frozen(model):
+    quantized = any(getattr(m, "weight_quant", None) is not None for m in model.modules())
+    if form == "float" and quantized:
+        raise ValueError(
+            "export_onnx: form='float' needs a float model; this one has quantizers (use form='qop', or export the "
+            "float model before quantize_)"
+        )
+    if quantized and not _all_frozen(model):
         model = freeze(copy.deepcopy(model))
+    elif model.training:
+        model = copy.deepcopy(model)  # eval mode for export without switching the caller's model
     model = model.eval()
     if form in ("qop", "float"):
         from .onnx_qop import build_qop

@@ -171,8 +171,8 @@ def summary(
     ``model_name``/``model_kwargs``: the registry entry ``save_packed`` would record; they only change
     ``file_bytes`` (the metadata then names the model).
     """
-    frozen = model if is_frozen(model) else freeze(copy.deepcopy(model))
-    frozen.eval()
+    frozen = copy.deepcopy(model) if is_frozen(model) else freeze(copy.deepcopy(model))
+    frozen.eval()  # on a copy: the model passed in keeps its mode
     codes = packed_codes(frozen)
     rows_mod = _row_modules(frozen)
     mem: dict[str, int] = {n: 0 for n in rows_mod}

@@ -7,7 +7,6 @@ tensor (same shape and dtype) with the straight-through gradient its spec sectio
 
 from __future__ import annotations
 
-import math
 from typing import Any, ClassVar, NamedTuple
 
 import torch
@@ -157,12 +156,3 @@ class Quantizer(nn.Module):
             if buf is not None and key in state_dict and state_dict[key].shape != buf.shape:
                 self._buffers[bname] = torch.empty_like(state_dict[key], dtype=buf.dtype, device=buf.device)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-
-
-def is_float_bits(bits: int) -> bool:
-    """32 bits means no quantization for every method (spec §4a: 'k=32 means no quantization')."""
-    return bits >= MAX_BITS
-
-
-def finite_or(value: float, default: float) -> float:
-    return value if math.isfinite(value) and value > 0 else default

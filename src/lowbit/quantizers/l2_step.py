@@ -106,7 +106,7 @@ def l2_opt_step(
     """
     w = x.detach().reshape(-1).to(torch.float64)
     lo, hi = _grid(bits, signed)
-    a = float(w.abs().max()) if signed else float(w.clamp_min(0).max()) if w.numel() else 0.0
+    a = (float(w.abs().max()) if signed else float(w.clamp_min(0).max())) if w.numel() else 0.0
     if a == 0.0:
         return 1.0
     if hi == 0:  # signed 1-bit: the binary special case

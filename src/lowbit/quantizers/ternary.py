@@ -147,7 +147,13 @@ class TrainedTernary(Quantizer):
         return not bool(self.initialized)
 
     def calibrate(self, x: torch.Tensor) -> None:
-        """Initialise W^p, W^n from the weight ``x`` (what the first forward would do)."""
+        """Initialise W^p, W^n from the weight ``x`` (what the first forward would do).
+
+        With ``init="official"`` the start (1, 1) does not depend on data: once initialised, the learned scales
+        are kept (re-calibrating would only reset them to 1).
+        """
+        if self.init == "official" and bool(self.initialized):
+            return
         self.init_scales(x.detach())
 
     @torch.no_grad()
