@@ -24,15 +24,6 @@ def _run(args: argparse.Namespace) -> int:
         from ..experiments.report import build_report
 
         path = build_report(args.run_dir)
-    elif (args.run_dir / "config.toml").is_file():  # a study still written as a Python module
-        from .. import tomlio
-        from ..experiments.registry import get_study
-
-        cfg = tomlio.load(args.run_dir / "config.toml")
-        study = get_study(cfg.get("study", "?"))
-        if study.report is None:
-            raise UsageError(f"study {study.name!r} cannot rebuild its report; re-run it with --resume instead")
-        path = study.report(args.run_dir)
     else:
         raise UsageError(f"{str(args.run_dir)!r} is not a run folder (no spec.toml in it)")
     print(f"report written to {path}")
