@@ -147,8 +147,10 @@ def test_clean_stale_temps_removes_only_writer_temporaries(tmp_path):
     stale = [
         tmp_path / ".metrics.jsonl.0a1b2c3d.tmp",  # this lowbit's name
         tmp_path / "jobs" / "j1" / ".last.safetensors.k_9zq2xw.tmp",  # an older lowbit's mkstemp name
+        tmp_path / "jobs" / "j1" / ".tmp6io2Sg",  # safetensors' own temporary file (Rust tempfile), killed mid-write
     ]
     keep = [tmp_path / "notes.tmp", tmp_path / ".hidden.tmp", tmp_path / "metrics.jsonl", tmp_path / ".lowbit.lock"]
+    keep += [tmp_path / ".tmpdir_notes", tmp_path / ".tmp12345"]
     for p in stale + keep:
         p.write_text("x")
     with atomic_path(tmp_path / "live.txt") as tmp:  # a temp of this process that is being written

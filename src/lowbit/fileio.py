@@ -29,6 +29,9 @@ from typing import Any
 TMP_SUFFIX = ".tmp"
 # what _tmp_name makes (8 hex digits), and the mkstemp names of older lowbit versions (8 of [a-z0-9_])
 _TMP_RE = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
+# safetensors' own temporary file inside our temporary one's folder (Rust `tempfile` crate: ".tmp" + 6 chars); a
+# kill while safetensors writes leaves it behind
+_RUST_TMP_RE = re.compile(r"^\.tmp[A-Za-z0-9]{6}$")
 
 
 class DiskFullError(OSError):
@@ -165,7 +168,7 @@ def atomic_append_lines(path: str | Path, lines: list[str]) -> None:
 
 def is_stale_temp(p: Path) -> bool:
     """True for a temporary file name that an atomic writer of this or an older lowbit makes."""
-    return bool(_TMP_RE.match(p.name))
+    return bool(_TMP_RE.match(p.name) or _RUST_TMP_RE.match(p.name))
 
 
 def clean_stale_temps(folder: str | Path) -> list[Path]:
@@ -177,7 +180,7 @@ def clean_stale_temps(folder: str | Path) -> list[Path]:
     if not folder.is_dir():
         return []
     removed = []
-    for p in sorted(folder.rglob(f".*{TMP_SUFFIX}")):
+    for p in sorted({*folder.rglob(f".*{TMP_SUFFIX}"), *folder.rglob(".tmp*")}):
         if is_stale_temp(p) and p.is_file() and not p.is_symlink():
             with contextlib.suppress(FileNotFoundError):
                 p.unlink()
