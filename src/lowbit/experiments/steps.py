@@ -30,12 +30,9 @@ from ..serialize import load_model, save_model
 from ..train import TrainConfig, fit, fit_inq
 from ..train.ensemble import average_probs
 from .datasets import load_data
-from .evaluation import final_metrics, member_probs
+from .evaluation import MODEL_FILE, final_metrics, member_probs
 from .models import build_model
 from .tasks import get_task
-
-MODEL_FILE = "model.safetensors"
-DERIVED_METRICS = ("{m}_before", "on_codebook")  # what the steps add to a task's metrics
 
 
 class _Ctx:

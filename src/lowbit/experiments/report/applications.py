@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .document import Figure
+from .document import Figure, mean_sd
 from .extras import Section, register_extra
 from .results import RunResults
 
@@ -27,9 +27,8 @@ FIGURE_KEYS = ("title", "metric", "x", "lines", "where", "baseline", "reference"
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
-    m = sum(values) / len(values)
-    s = (sum((v - m) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else 0.0
-    return m, s
+    m, s = mean_sd(values)
+    return m, s or 0.0
 
 
 def _figure(res: RunResults, name: str, opts: dict[str, Any]) -> Figure:

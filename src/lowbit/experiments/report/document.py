@@ -100,12 +100,17 @@ def _fmt(v: Any) -> str:
     return "" if v is None else str(v)
 
 
+def mean_sd(values: list[float]) -> tuple[float, float | None]:
+    """Mean and sample standard deviation (n − 1) of a non-empty list; the deviation is None for one value."""
+    m = sum(values) / len(values)
+    if len(values) == 1:
+        return m, None
+    return m, (sum((v - m) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+
+
 def mean_std(values: list[float]) -> str:
     """'m ± s' over seeds (sample standard deviation, n − 1; '—' when empty)."""
     if not values:
         return "—"
-    m = sum(values) / len(values)
-    if len(values) == 1:
-        return f"{m:.2f}"
-    s = (sum((v - m) ** 2 for v in values) / (len(values) - 1)) ** 0.5
-    return f"{m:.2f} ± {s:.2f}"
+    m, s = mean_sd(values)
+    return f"{m:.2f}" if s is None else f"{m:.2f} ± {s:.2f}"

@@ -16,13 +16,14 @@ computed from the store, never written by hand; seed §3.1-3.3).
 
 from __future__ import annotations
 
+from .document import mean_sd
 from .extras import Section, register_extra
 from .results import RunResults
 
 
 def _mean_std(v: list[float]) -> tuple[float, float]:
-    m = sum(v) / len(v)
-    return m, ((sum((x - m) ** 2 for x in v) / (len(v) - 1)) ** 0.5 if len(v) > 1 else 0.0)
+    m, s = mean_sd(v)
+    return m, s or 0.0
 
 
 @register_extra("quantization_observations")

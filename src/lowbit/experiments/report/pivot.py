@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from .document import Figure, Table
+from .document import Figure, Table, mean_sd
 from .results import RunResults
 
 
@@ -32,10 +32,7 @@ def _axes(v: str | list[str]) -> tuple[str, ...]:
 
 
 def _stats(values: list[float]) -> tuple[float, float | None, int]:
-    n = len(values)
-    m = sum(values) / n
-    s = (sum((v - m) ** 2 for v in values) / (n - 1)) ** 0.5 if n > 1 else None
-    return m, s, n
+    return (*mean_sd(values), len(values))
 
 
 def _cell(values: list[float], usual_n: int) -> str:
