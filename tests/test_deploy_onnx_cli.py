@@ -22,7 +22,9 @@ def test_summary_hand_computed():
     torch.manual_seed(0)
     m = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3), nn.BatchNorm1d(3))
     cfg = lb.QuantConfig(
-        weight=lb.quantizers.get("uniform", bits=2), act=lb.quantizers.get("pact", bits=4), keep_float=("last",),
+        weight=lb.quantizers.get("uniform", bits=2),
+        act=lb.quantizers.get("pact", bits=4),
+        keep_float=("last",),
         quantize_input=True,
     )
     lb.quantize_(m, cfg).eval()

@@ -252,7 +252,8 @@ def calibrate(
     only_uncalibrated: touch only quantizers whose ``needs_calibration()`` is True (what ``fit`` does, so a
         trained or loaded model keeps its learned ranges); False recalibrates everything calibratable.
     sample: keep at most this many values per quantizer and batch (a fixed-seed random sample; None: all).
-    ``forward(model, batch)`` defaults to ``model(batch[0])`` for (x, y) batches, else ``model(batch)``.
+    ``forward(model, batch)`` defaults to ``model(batch[0])`` for (x, y) batches, else ``model(batch)``, with the
+        input moved to the model's device.
 
     Warns once when more than half of the values reaching an unsigned quantizer (PACT, HWGQ, unsigned
     uniform/LSQ/log2) are negative: it maps all of them to 0 (e.g. a normalised image fed to PACT).
@@ -283,12 +284,14 @@ def calibrate(
         q.forward = observer(q)  # instance attribute: shadows the class's forward for these passes only
     was_training = model.training
     model.eval()
+    # the default forward feeds each batch on the model's own device (a model already on the GPU calibrates there)
+    device = next(iter(model.parameters()), torch.empty(0)).device
     try:
         for batch in batches:
             if forward is not None:
                 forward(model, batch)
             else:
-                model(batch[0] if isinstance(batch, (tuple, list)) else batch)
+                model((batch[0] if isinstance(batch, (tuple, list)) else batch).to(device))
     finally:
         for q in acts:
             del q.forward

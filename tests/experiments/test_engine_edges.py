@@ -66,7 +66,7 @@ def test_an_exclude_that_removes_everything_is_an_error():
 
 def test_report_extra_options_are_checked_on_load():
     with pytest.raises(SpecError, match=r"report.extras.score_vs_axis.figure: unknown key"):
-        _spec('[report.extras.score_vs_axis]\nfigure = {}\n')
+        _spec("[report.extras.score_vs_axis]\nfigure = {}\n")
 
 
 def test_one_worker_backend_gives_back_the_callers_thread_count():
@@ -78,3 +78,31 @@ def test_one_worker_backend_gives_back_the_callers_thread_count():
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_qat_job_is_placed_on_its_training_device_before_it_is_calibrated(tmp_path, monkeypatch):
+    """Calibration and the metrics before retraining run where training will (a paper-scale job on a GPU)."""
+    from lowbit.experiments import steps
+
+    events = []
+    real_place, real_quantize = steps.place, steps._Ctx.quantize
+
+    def place(model, device):
+        events.append(("place", device))
+        return real_place(model, device)
+
+    def quantize(self, model):
+        events.append(("quantize", next(model.parameters()).device.type))
+        return real_quantize(self, model)
+
+    monkeypatch.setattr(steps, "place", place)
+    monkeypatch.setattr(steps._Ctx, "quantize", quantize)
+    qat = '[methods.W4]\nkind = "qat"\nparent = "float"\ncalibrate = 64\n'
+    qat += 'quant = { weight = { name = "uniform", bits = 4 } }\n'
+    sweep(
+        _spec(text=SMALL.replace('method = ["float"]', 'method = ["float", "W4"]') + qat),
+        tmp_path / "r",
+        workers=1,
+        progress=False,
+    )
+    assert events == [("place", "cpu"), ("quantize", "cpu")]

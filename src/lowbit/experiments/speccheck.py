@@ -149,7 +149,7 @@ def check_spec(raw: dict, source: str) -> None:
     metrics = get_task(raw.get("task", "classification")).metric_names
     metrics = [*metrics, *(f"{m}_before" for m in metrics), "on_codebook"]  # what steps.py adds
     metrics += added_metric_names(get_task(raw.get("task", "classification")))  # evaluation.py: train_*, memory
-    _check_report(c, raw.get("report", {}), grid, extra_names(), metrics)
+    _check_report(c, raw.get("report", {}), grid, extra_names(), metrics, list(raw.get("methods", {})))
 
 
 def _table(c: _Checker, d: Any, path: str) -> dict:
@@ -276,7 +276,7 @@ def _axis_list(c: _Checker, path: str, v: Any, grid: dict) -> None:
         c.name_in(path, a, list(grid), "grid axis")
 
 
-def _check_report(c: _Checker, rep: Any, grid: dict, extras: list[str], metrics: list[str]) -> None:
+def _check_report(c: _Checker, rep: Any, grid: dict, extras: list[str], metrics: list[str], methods: list[str]) -> None:
     c.keys(rep, "report", REPORT_KEYS)
     for i, t in enumerate(rep.get("tables", [])):
         p = f"report.tables[{i}]"
@@ -307,3 +307,9 @@ def _check_report(c: _Checker, rep: Any, grid: dict, extras: list[str], metrics:
         from .report.extras import get_extra  # the extra's options are its keyword arguments: checked now, not
 
         c.call_args(f"report.extras.{name}", get_extra(name), opts)  # after every job has trained
+        check = getattr(get_extra(name), "check_options", None)  # an extra's own option checks (it may have none)
+        if check is not None:
+            try:
+                check(opts, methods)
+            except ValueError as e:
+                raise SpecError(f"{c.source}: report.extras.{name}: {e}") from None

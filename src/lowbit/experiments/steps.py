@@ -7,8 +7,8 @@ Training always resumes from the job's own checkpoints (``fit`` resumes exactly)
 continues where it stopped and ends with the numbers of an uninterrupted run. Recipes:
 
 - float: ``torch.manual_seed(seed)``, build the model, ``fit``.
-- qat: load the parent's model, ``quantize_`` with the recipe's QuantConfig, calibrate activation quantizers
-  on the first ``calibrate`` training samples (spec §2.3), record ``<metric>_before``, ``fit``.
+- qat: load the parent's model onto the training device, ``quantize_`` with the recipe's QuantConfig, calibrate
+  activation quantizers on the first ``calibrate`` training samples (spec §2.3), record ``<metric>_before``, ``fit``.
 - inq: load the parent's model (optionally ``quantize_`` + calibrate first), ``fit_inq`` (spec §1.3); records
   ``on_codebook`` (1.0 when every quantized weight is a power of two of the codebook).
 - ensemble: average the parent models' probabilities (``task.predict``) on the test set; nothing is trained.
@@ -29,6 +29,7 @@ from ..config import QuantConfig
 from ..serialize import load_model, save_model
 from ..train import TrainConfig, fit, fit_inq
 from ..train.ensemble import average_probs
+from ..train.loop import place
 from .datasets import load_data
 from .evaluation import MODEL_FILE, final_metrics, member_probs
 from .models import build_model
@@ -89,20 +90,24 @@ def _float(c: _Ctx) -> tuple[dict, str | None]:
 
 def _qat(c: _Ctx) -> tuple[dict, str | None]:
     model, kwargs = c.parent_model()
+    cfg = TrainConfig.from_dict(c.recipe["train"])
+    place(model, cfg.device)  # calibration and the metrics before retraining run where training will
     before = c.quantize(model)
-    fit(model, c.data.train, TrainConfig.from_dict(c.recipe["train"]), desc="qat", **c.fit_kwargs())
+    fit(model, c.data.train, cfg, desc="qat", **c.fit_kwargs())
     return {**c.finish(model), **before}, c.save(model, kwargs)
 
 
 def _inq(c: _Ctx) -> tuple[dict, str | None]:
     model, kwargs = c.parent_model()
-    if "quant" in c.recipe:
-        c.quantize(model)
     r = c.recipe
+    cfg = TrainConfig.from_dict(r["train"])
+    place(model, cfg.device)
+    if "quant" in r:
+        c.quantize(model)
     inq, _ = fit_inq(
         model,
         c.data.train,
-        TrainConfig.from_dict(r["train"]),
+        cfg,
         bits=r["bits"],
         portions=tuple(r.get("portions", (0.5, 0.75, 0.875, 1.0))),
         strategy=r.get("strategy", "magnitude"),

@@ -171,7 +171,6 @@ class Store:
             out = [r for r in out if str(_field(r, key)) == str(want)]
         return out
 
-
     def _checked_rows(self) -> list[Row]:
         try:
             raw = self._db.execute(

@@ -67,6 +67,13 @@ def epoch_batches(
             yield (collate or default_collate)([data[int(j)] for j in idx])
 
 
+def place(model: nn.Module, device: str) -> nn.Module:
+    """Move ``model`` to ``device``; a CUDA device on a machine without one is one clear line, not a traceback."""
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f'device {device!r}: CUDA is not available on this machine; use device = "cpu"')
+    return model.to(device)
+
+
 def _to(batch: Any, device: str) -> Any:
     if torch.is_tensor(batch):
         return batch.to(device, non_blocking=True)
@@ -158,9 +165,7 @@ def fit(
     are calibrated on the first ``cfg.calibrate_batches`` batches of epoch 0 (``lowbit.calibrate`` with
     ``only_uncalibrated=True``; ``loss_fn`` runs the forward); 0 turns it off.
     """
-    if str(cfg.device).startswith("cuda") and not torch.cuda.is_available():  # one clear line, not a traceback
-        raise ValueError(f"device {cfg.device!r}: CUDA is not available on this machine; use device = \"cpu\"")
-    model.to(cfg.device)
+    place(model, cfg.device)
     opt = make_optimizer(param_groups(model, cfg), cfg)  # one group per lr factor (train/param_groups.py)
     if on_optimizer is not None:
         on_optimizer(opt)

@@ -31,6 +31,7 @@ BUILTIN_EXTRA_MODULES = [
     "lowbit.experiments.report.seg_masks",
     "lowbit.experiments.report.ensemble_memory",
     "lowbit.experiments.report.observations",
+    "lowbit.experiments.report.comparisons",
 ]
 
 

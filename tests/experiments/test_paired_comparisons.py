@@ -1,0 +1,108 @@
+"""The ``paired_comparisons`` report extra: seed-paired differences and the verdict sentences, on a store written by
+hand (the values are chosen so that each verdict is known in advance)."""
+
+from __future__ import annotations
+
+import pytest
+
+from lowbit.experiments.report.comparisons import paired_comparisons
+from lowbit.experiments.report.results import RunResults
+from lowbit.experiments.spec import SpecError, parse_spec
+from lowbit.experiments.store import Store
+
+SPEC = """
+name = "pairs"
+task = "classification"
+scale = "default"
+[data]
+name = "spirals"
+[grid]
+model = ["d8", "d20", "d44"]
+method = ["float", "W2", "A2"]
+seed = [0, 1]
+[models.d8]
+name = "cifar_resnet"
+block = "basic"
+depth = 8
+[models.d20]
+name = "cifar_resnet"
+block = "basic"
+depth = 20
+[models.d44]
+name = "cifar_resnet"
+block = "basic"
+depth = 44
+[methods.float]
+kind = "float"
+[methods.W2]
+kind = "qat"
+parent = "float"
+quant = { weight = { name = "uniform", bits = 2 } }
+[methods.A2]
+kind = "qat"
+parent = "float"
+quant = { act = { name = "pact", bits = 2 } }
+"""
+
+# accuracy = float level + method offset(depth) + seed noise shared by the pair (cancels in a paired difference)
+FLOAT = {"d8": 90.0, "d20": 91.0, "d44": 92.0}
+OFFSET = {"W2": {"d8": -3.0, "d20": -2.0, "d44": -1.0}, "A2": {"d8": -1.0, "d20": -2.0, "d44": -6.0}}
+NOISE = {0: 0.5, 1: -0.7}
+DEPTH = {"d8": 8, "d20": 20, "d44": 44}
+
+
+def _run(tmp_path, seeds=(0, 1)):
+    (tmp_path / "spec.toml").write_text(SPEC)
+    with Store(tmp_path) as s:
+        for m in FLOAT:
+            for seed in seeds:
+                for method in ("float", "W2", "A2"):
+                    acc = FLOAT[m] + NOISE[seed] + (OFFSET[method][m] if method != "float" else 0.0)
+                    acc += 0.1 * seed if method == "A2" else 0.0  # a small non-shared part: a spread to report
+                    recipe = {"kind": "float"} if method == "float" else {"kind": "qat", "quant": {}}
+                    cfg = {"model": {"name": "cifar_resnet", "block": "basic", "depth": DEPTH[m]}, "recipe": recipe}
+                    axes = {"model": m, "method": method, "seed": seed}
+                    s.add_job(f"{m}-{method}-{seed}", {"accuracy": acc}, axes, cfg, 1.0, None)
+    return RunResults(tmp_path)
+
+
+def test_paired_differences_and_verdicts(tmp_path):
+    res = _run(tmp_path)
+    claims = [
+        {"method": "W2", "against": "float", "expect": "rises", "text": "depth helps W2"},
+        {"method": "A2", "against": "float", "expect": "falls", "text": "depth hurts A2"},
+        {"method": "A2", "against": "float", "expect": "higher", "text": "A2 beats float"},
+    ]
+    sec = paired_comparisons(res, claims, x_param="depth", group="block", figure="change", levels_figure="levels")
+    table = sec.tables[0]
+    assert table.columns == ["block", "depth", "W2 − float", "A2 − float", "A2 − float"]
+    rows = {r[1]: r for r in table.rows}
+    assert rows[8][2] == "-3.00 ± 0.00"  # the shared seed noise cancels exactly
+    assert rows[44][3] == "-5.95 ± 0.07"  # mean of -6.0 and -5.9; sd 0.1/sqrt(2)
+    w2, a2, higher = sec.paragraphs
+    assert w2.startswith("**depth helps W2** — holds:") and "-3.00 → -2.00 → -1.00 from 8 to 44" in w2
+    assert "every change exceeds twice its paired standard error" in w2
+    assert a2.startswith("**depth hurts A2** — holds:") and "change -5.00" in a2
+    assert higher.startswith("**A2 beats float** — does not hold:")
+    assert [f.path for f in sec.figures] == ["figures/change.png", "figures/levels.png"]
+    assert all((tmp_path / f.path).stat().st_size > 1000 for f in sec.figures)
+
+
+def test_one_seed_says_there_is_no_spread_and_a_wrong_direction_does_not_hold(tmp_path):
+    res = _run(tmp_path, seeds=(0,))
+    sec = paired_comparisons(res, [{"method": "W2", "against": "float", "expect": "falls"}], x="model")
+    assert sec.paragraphs[0].startswith("**W2 − float** — does not hold:")
+    assert "one seed per cell: there is no spread" in sec.paragraphs[0]
+
+
+def test_claims_are_checked_before_any_job_runs():
+    import tomllib
+
+    raw = tomllib.loads(SPEC.replace('scale = "default"\n', ""))
+    claim = {"method": "W3", "against": "float", "expect": "rises"}
+    raw["report"] = {"extras": {"paired_comparisons": {"claims": [claim]}}}
+    with pytest.raises(SpecError, match=r"report.extras.paired_comparisons: claim method = 'W3': not a method"):
+        parse_spec(raw, None, "s.toml")
+    raw["report"]["extras"]["paired_comparisons"]["claims"] = [{"method": "W2", "against": "float", "expect": "up"}]
+    with pytest.raises(SpecError, match="expect \\(one of higher, lower, rises, falls\\)"):
+        parse_spec(raw, None, "s.toml")
