@@ -127,7 +127,7 @@ def test_tiny_end_to_end_ranks_and_writes_table_and_plot(tmp_path, capsys):
     out = tmp_path / "run"
     args = ["design", "--params", "2e4", "--precision", "W2A2", "--data", "image-folder", "--data-root"]
     args += [str(tmp_path / "data"), "--blocks", "basic", "depthwise", "--all-depths", "--max-depth", "14"]
-    args += ["--budget-tolerance", "0.3", "--proxy-epochs", "1", "--subset", "0", "--test-subset", "0"]
+    args += ["--budget-tolerance", "0.3", "--proxy-epochs", "1", "--subset", "0", "--validation", "30"]
     args += ["--workers", "1", "--no-progress", "--batch-size", "32", "--out", str(out)]
     assert main(args) == 0
     cands = enumerate_candidates(2e4, 0.3, ("basic", "depthwise"), max_depth=14, all_depths=True, num_classes=3)
@@ -141,6 +141,7 @@ def test_tiny_end_to_end_ranks_and_writes_table_and_plot(tmp_path, capsys):
     for i, r in enumerate(ranked, 1):
         assert f"| {i} | {r.candidate.label} |" in text and f"{r.score:.2f}" in text
     assert "not meaningful" in text or "says little" in text
+    assert "validation (30 held-out training images, never trained on; the test set is not read)" in text
     with Image.open(out / "figures" / "proxy_score_vs_depth.png") as im:
         assert im.size[0] > 200
     assert "Pick:" in capsys.readouterr().out

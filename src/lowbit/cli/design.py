@@ -30,8 +30,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="choose a CIFAR ResNet (block type x depth x width) for a parameter budget and precision",
         description="Enumerate the three-group CIFAR ResNets (basic, pre-activation and depthwise blocks) whose "
         "parameter count fits --params within --budget-tolerance, train each briefly in float and at the target "
-        "precision through the sweep engine, and rank them by the quantized model's test accuracy (the proxy "
-        "score). Writes DIR/design.md, DIR/figures/proxy_score_vs_depth.png and the engine's report.",
+        "precision through the sweep engine, and rank them by the quantized model's accuracy on held-out training "
+        "images (the proxy score; --validation 0 scores on the test set instead). Writes DIR/design.md, "
+        "DIR/figures/proxy_score_vs_depth.png and the engine's report.",
     )
     p.add_argument("--params", type=float, required=True, help="parameter budget, e.g. 1e6")
     p.add_argument("--precision", default=None, help="target precision W<bits>A<bits>, e.g. W2A2")
@@ -40,7 +41,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", choices=sorted(DATA_SETS), default="cifar10", help="data set (default cifar10)")
     p.add_argument("--data-root", type=Path, default=None, help="where the data is (cifar10: the JPEG archive)")
     p.add_argument("--subset", type=int, default=2000, help="training images of the proxy (0 = all; default 2000)")
-    p.add_argument("--test-subset", type=int, default=1000, help="test images scoring it (0 = all; default 1000)")
+    p.add_argument(
+        "--validation",
+        type=int,
+        default=1000,
+        help="training images held out to score the proxies, never trained on (default 1000; 0 = score on the test "
+        "set, which then also chose the architecture)",
+    )
+    p.add_argument("--test-subset", type=int, default=1000, help="test images scoring it with --validation 0 (0 = all)")
     p.add_argument("--budget-tolerance", type=float, default=0.15, help="accepted |params - budget| / budget")
     p.add_argument("--proxy-epochs", type=int, default=2, help="epochs of each proxy training (float and QAT)")
     p.add_argument("--blocks", nargs="+", default=["basic", "preact", "depthwise"], help="block types to consider")
@@ -75,10 +83,14 @@ def data_table(args: argparse.Namespace) -> dict:
     name, root_key = DATA_SETS[args.data]
     if args.data_root is None and root_key == "root":
         raise UsageError(f"--data {args.data} needs --data-root DIR")
-    for opt, v in (("--subset", args.subset), ("--test-subset", args.test_subset)):
+    for opt, v in (("--subset", args.subset), ("--test-subset", args.test_subset), ("--validation", args.validation)):
         if v < 0:
-            raise UsageError(f"{opt} {v} is not accepted; expected a number of images >= 0 (0 = all)")
-    out = {"name": name, "subset": args.subset, "test_subset": args.test_subset}
+            raise UsageError(f"{opt} {v} is not accepted; expected a number of images >= 0 (0 = all / none)")
+    out = {"name": name, "subset": args.subset}
+    if args.validation:  # scored on held-out training images: the test set is not read
+        out["validation"] = args.validation
+    else:
+        out["test_subset"] = args.test_subset
     if args.data_root is not None:
         out[root_key] = str(args.data_root)
     return out

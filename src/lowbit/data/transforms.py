@@ -37,29 +37,50 @@ class ImageSet:
         return int(self.labels.numel())
 
 
+def _draw(data: ImageSet, n: int, seed: int, stratified: bool) -> torch.Tensor:
+    """Sorted indices of ``n`` images drawn without replacement (stratified: round-robin over the classes)."""
+    g = torch.Generator().manual_seed(seed)
+    if not stratified:
+        return torch.randperm(len(data), generator=g)[:n].sort().values
+    k = len(data.classes)
+    per = [torch.nonzero(data.labels == c).flatten() for c in range(k)]
+    per = [p[torch.randperm(len(p), generator=g)] for p in per]
+    # round-robin over classes so that every prefix is as balanced as the data allow
+    take: list[int] = []
+    i = 0
+    while len(take) < n:
+        for p in per:
+            if i < len(p) and len(take) < n:
+                take.append(int(p[i]))
+        i += 1
+    return torch.tensor(sorted(take))
+
+
 def subset(data: ImageSet, n: int, seed: int = 0, stratified: bool = True) -> ImageSet:
     """``n`` images drawn without replacement (0 or n >= len: all); stratified keeps the classes balanced."""
     if n < 0:
         raise ValueError(f"subset size n={n} is not accepted; expected 0 (all) or a positive count")
     if n == 0 or n >= len(data):
         return data
-    g = torch.Generator().manual_seed(seed)
-    if stratified:
-        k = len(data.classes)
-        per = [torch.nonzero(data.labels == c).flatten() for c in range(k)]
-        per = [p[torch.randperm(len(p), generator=g)] for p in per]
-        # round-robin over classes so that every prefix is as balanced as the data allow
-        take: list[int] = []
-        i = 0
-        while len(take) < n:
-            for p in per:
-                if i < len(p) and len(take) < n:
-                    take.append(int(p[i]))
-            i += 1
-        idx = torch.tensor(sorted(take))
-    else:
-        idx = torch.randperm(len(data), generator=g)[:n].sort().values
+    idx = _draw(data, n, seed, stratified)
     return ImageSet(data.images[idx], data.labels[idx], data.classes)
+
+
+def holdout(data: ImageSet, n: int, seed: int = 0) -> tuple[ImageSet, ImageSet]:
+    """(rest, held): ``n`` stratified images held out of ``data`` (a validation set) and every other image.
+
+    The two never share an image; the draw depends only on ``seed`` and the data.
+    """
+    if not isinstance(n, int) or n < 1 or n >= len(data):
+        raise ValueError(f"validation={n!r} is not accepted; expected a number of images from 1 to {len(data) - 1}")
+    held = _draw(data, n, seed, stratified=True)
+    keep = torch.ones(len(data), dtype=torch.bool)
+    keep[held] = False
+    rest = torch.nonzero(keep).flatten()
+    return (
+        ImageSet(data.images[rest], data.labels[rest], data.classes),
+        ImageSet(data.images[held], data.labels[held], data.classes),
+    )
 
 
 def channel_stats(images: torch.Tensor) -> tuple[list[float], list[float]]:

@@ -11,7 +11,8 @@ blocks or 38 with depthwise blocks).
    the target precision as one QAT method (uniform weights with the L2-optimal step, PACT at the QA/QRA points,
    first conv and FC float, as in ``configs/studies/cnn_blocks.toml``).
 3. The engine runs it (``engine.sweep``: resumable run folder); ``design_report`` ranks the candidates by the
-   proxy score (test accuracy of the quantized model after the proxy training) and writes ``design.md`` (table,
+   proxy score (accuracy of the quantized model after the proxy training, on held-out training images when the data
+   table has ``validation``, else on the test set) and writes ``design.md`` (table,
    pick, the paper's check) and ``figures/proxy_score_vs_depth.png`` (score vs depth per block type).
 """
 
@@ -144,6 +145,11 @@ def quant_table(weight_bits: int, act_bits: int) -> dict:
     }
 
 
+def scored_on(data: dict) -> str:
+    """What the proxy score is measured on: "validation" (held-out training images) or "test"."""
+    return "validation" if data.get("validation") else "test"
+
+
 def design_spec(
     candidates: list[Candidate],
     budget: float,
@@ -162,10 +168,11 @@ def design_spec(
     if not isinstance(proxy_epochs, int) or proxy_epochs < 1:
         raise ValueError(f"--proxy-epochs {proxy_epochs!r} is not accepted; expected a whole number >= 1")
     target = f"W{weight_bits}A{act_bits}"
+    scored = scored_on(data)
     return {
         "name": "design",
         "description": f"lowbit design: {len(candidates)} CIFAR ResNets within the {budget:.3g}-parameter budget, "
-        f"ranked by {target} test accuracy after {proxy_epochs}-epoch proxy training",
+        f"ranked by {target} {scored} accuracy after {proxy_epochs}-epoch proxy training",
         "task": "image_classification_crop_flip",
         "data": dict(data),
         "grid": {"model": [c.label for c in candidates], "method": ["float", target], "seed": list(seeds)},
@@ -190,9 +197,9 @@ def design_spec(
         },
         "report": {
             "tables": [
-                {"title": "Proxy test accuracy (%)", "rows": "model", "columns": "method", "value": "accuracy"},
+                {"title": f"Proxy {scored} accuracy (%)", "rows": "model", "columns": "method", "value": "accuracy"},
                 {
-                    "title": "Proxy test accuracy (%) right after quantization and calibration",
+                    "title": f"Proxy {scored} accuracy (%) right after quantization and calibration",
                     "rows": "model",
                     "columns": "method",
                     "value": "accuracy_before",

@@ -2,8 +2,9 @@
 
 ``write_design_report(run_dir, candidates, target, proxy, meaningful)`` reads the run's ``spec.toml`` and store only
 (``report.RunResults``), so it can be rebuilt at any time; it writes ``design.md`` and
-``figures/proxy_score_vs_depth.png``. The proxy score of a candidate is the mean test accuracy (%) of its
-target-precision job over the seeds; ties go to the smaller network.
+``figures/proxy_score_vs_depth.png``. The proxy score of a candidate is the mean accuracy (%) of its
+target-precision job over the seeds, on the held-out validation images (or the test set when the run has none);
+ties go to the smaller network.
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..models.resnet_cifar import BLOCKS
-from .design import PAPER_PICK, Candidate
+from .design import PAPER_PICK, Candidate, scored_on
 
 
 @dataclass(frozen=True)
 class Ranked:
     candidate: Candidate
-    score: float  # mean test accuracy (%) of the target-precision model over the seeds
+    score: float  # mean validation (or test) accuracy (%) of the target-precision model over the seeds
     float_acc: float | None
     runs: int
 
@@ -62,7 +63,12 @@ def paper_check(ranked: list[Ranked], proxy: str, meaningful: bool) -> str:
     return text
 
 
-def score_figure(ranked: list[Ranked], path: Path, target: str, subtitle: str) -> None:
+def scored_text(data: dict) -> str:
+    n = data.get("validation")
+    return f"validation ({n:,} held-out training images, never trained on; the test set is not read)" if n else "test"
+
+
+def score_figure(ranked: list[Ranked], path: Path, target: str, subtitle: str, scored: str = "test") -> None:
     """Proxy score (solid) and float accuracy (dashed) against depth, one colour per block type."""
     import matplotlib
 
@@ -81,7 +87,7 @@ def score_figure(ranked: list[Ranked], path: Path, target: str, subtitle: str) -
         if all(f is not None for f in flt):
             ax.plot(depth, flt, marker=".", ls="--", color=f"C{k}", alpha=0.6, label=f"{block}: float")
     ax.set_xlabel("depth L (width D_init chosen to fit the budget)")
-    ax.set_ylabel("proxy test accuracy [%]")
+    ax.set_ylabel(f"proxy {scored} accuracy [%]")
     ax.set_title(f"Proxy score vs depth by block type ({target})\n{subtitle}", fontsize=8)
     ax.legend(fontsize=6)
     ax.grid(alpha=0.3)
@@ -105,7 +111,8 @@ def write_design_report(
         raise ValueError(f"{str(run_dir)!r} holds no finished {target} job to rank")
     res = RunResults(run_dir)
     facts = res.caption_facts(list(res.jobs.values()))
-    score_figure(ranked, run_dir / "figures" / "proxy_score_vs_depth.png", target, proxy)
+    scored = scored_on(res.spec.data)
+    score_figure(ranked, run_dir / "figures" / "proxy_score_vs_depth.png", target, proxy, scored)
     pick = ranked[0]
     lines = [
         "# lowbit design",
@@ -125,7 +132,8 @@ def write_design_report(
         )
     lines += [
         "",
-        f"Proxy score: test accuracy of the {target} model (retrained from its float parent) after the proxy training "
+        f"Proxy score: {scored_text(res.spec.data)} accuracy of the {target} model (retrained from its float parent) "
+        "after the proxy training "
         f"({proxy}); {facts}.",
         "",
         paper_check(ranked, proxy, meaningful),
