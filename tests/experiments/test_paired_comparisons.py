@@ -84,6 +84,7 @@ def test_paired_differences_and_verdicts(tmp_path):
     assert "every change exceeds twice its paired standard error" in w2
     assert a2.startswith("**depth hurts A2** — holds:") and "change -5.00" in a2
     assert higher.startswith("**A2 beats float** — does not hold:")
+    assert "per cell basic depth=8: -0.95 ± 0.07, basic depth=20: -1.95 ± 0.07" in higher
     assert [f.path for f in sec.figures] == ["figures/change.png", "figures/levels.png"]
     assert all((tmp_path / f.path).stat().st_size > 1000 for f in sec.figures)
 

@@ -69,7 +69,14 @@ def _fmt(values: list[float]) -> str:
     return f"{m:+.2f}" if s is None else f"{m:+.2f} ± {s:.2f}"
 
 
-def _verdict(claim: dict, diffs: dict[tuple, list[float]], xs: list, groups: list) -> str:
+def _sign_note(v: list[float], expect: str) -> str:
+    """ " (every pair)" when all pairs of a cell point the expected way, "" otherwise (or with one pair)."""
+    if len(v) < 2:
+        return ""
+    return " (every pair)" if all((d > 0) if expect == "higher" else (d < 0) for d in v) else ""
+
+
+def _verdict(claim: dict, diffs: dict[tuple, list[float]], xs: list, groups: list, xname: str = "x") -> str:
     expect, n = claim["expect"], max((len(v) for v in diffs.values()), default=0)
     label = f"{claim['method']} − {claim['against']}"
     parts, holds, clear = [], [], []
@@ -81,6 +88,15 @@ def _verdict(claim: dict, diffs: dict[tuple, list[float]], xs: list, groups: lis
         se = (s or 0.0) / math.sqrt(len(allv)) if len(allv) > 1 else None
         clear.append(se is not None and abs(m) > 2 * se)
         parts.append(f"mean {label} over {len(allv)} pair(s) {m:+.2f} points" + (f" (sd {s:.2f})" if s else ""))
+        if len(diffs) > 1:  # the same difference at each x (and group): a pooled mean can hide where it holds
+            cells = [(k, diffs[k]) for g in groups for xv in xs if (k := (g, xv)) in diffs]
+            parts.append(
+                "per cell "
+                + ", ".join(
+                    f"{'' if k[0] is None else f'{k[0]} '}{xname}={k[1]}: {_fmt(v)}{_sign_note(v, expect)}"
+                    for k, v in cells
+                )
+            )
     else:
         for g in groups:
             pts = [(xv, diffs[(g, xv)]) for xv in xs if (g, xv) in diffs]
@@ -146,8 +162,8 @@ def paired_comparisons(
     keys = {k for d in per_claim for k in d}
     xs = _x_order(res, x, x_param, [k[1] for k in keys])
     groups = sorted({k[0] for k in keys}, key=str) if group else [None]
-    sentences = [_verdict(c, d, xs, groups) for c, d in zip(claims, per_claim)]
     xname = x_param or x
+    sentences = [_verdict(c, d, xs, groups, xname) for c, d in zip(claims, per_claim)]
     header = ([group] if group else []) + [xname] + [f"{c['method']} − {c['against']}" for c in claims]
     body = []
     for g in groups:
