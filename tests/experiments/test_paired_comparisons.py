@@ -107,3 +107,11 @@ def test_claims_are_checked_before_any_job_runs():
     raw["report"]["extras"]["paired_comparisons"]["claims"] = [{"method": "W2", "against": "float", "expect": "up"}]
     with pytest.raises(SpecError, match="expect \\(one of higher, lower, rises, falls\\)"):
         parse_spec(raw, None, "s.toml")
+
+
+def test_a_claim_on_a_method_the_scale_does_not_run_is_not_evaluated(tmp_path):
+    res = _run(tmp_path, seeds=(0,))
+    res.spec.raw["methods"]["W4"] = {"kind": "qat", "parent": "float"}  # defined in the spec, not in this grid
+    for expect in ("higher", "rises"):
+        sec = paired_comparisons(res, [{"method": "W4", "against": "float", "expect": expect}])
+        assert sec.paragraphs == ["**W4 − float** — not evaluated (no pair of runs at this scale)."]

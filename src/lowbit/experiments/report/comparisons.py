@@ -79,6 +79,8 @@ def _sign_note(v: list[float], expect: str) -> str:
 def _verdict(claim: dict, diffs: dict[tuple, list[float]], xs: list, groups: list, xname: str = "x") -> str:
     expect, n = claim["expect"], max((len(v) for v in diffs.values()), default=0)
     label = f"{claim['method']} − {claim['against']}"
+    if not diffs:  # a method this scale's grid leaves out
+        return f"**{claim.get('text', label)}** — not evaluated (no pair of runs at this scale)."
     parts, holds, clear = [], [], []
     if expect in ("higher", "lower"):
         allv = [d for v in diffs.values() for d in v]
