@@ -115,3 +115,29 @@ def test_a_claim_on_a_method_the_scale_does_not_run_is_not_evaluated(tmp_path):
     for expect in ("higher", "rises"):
         sec = paired_comparisons(res, [{"method": "W4", "against": "float", "expect": expect}])
         assert sec.paragraphs == ["**W4 − float** — not evaluated (no pair of runs at this scale)."]
+
+
+def test_a_float_parent_pairs_with_each_bit_width_and_same_axes_pair_exactly(tmp_path):
+    spec = SPEC.replace("seed = [0, 1]", "seed = [0]\nbits = [2, 4]").replace("bits = 2 } }", 'bits = "${bits}" } }')
+    (tmp_path / "spec.toml").write_text(spec)
+    rows = [("float", {}, 90.0), ("W2", {"bits": 2}, 85.0), ("W2", {"bits": 4}, 89.0)]
+    rows += [("A2", {"bits": 2}, 80.0), ("A2", {"bits": 4}, 88.5)]
+    with Store(tmp_path) as s:
+        for method, extra, acc in rows:
+            recipe = {"kind": "float"} if method == "float" else {"kind": "qat", "quant": {}}
+            cfg = {"model": {"name": "cifar_resnet", "block": "basic", "depth": 8}, "recipe": recipe}
+            s.add_job(
+                f"{method}{extra}",
+                {"accuracy": acc},
+                {"model": "d8", "method": method, "seed": 0, **extra},
+                cfg,
+                1.0,
+                None,
+            )
+    res = RunResults(tmp_path)
+    claims = [
+        {"method": "W2", "against": "float", "expect": "lower"},
+        {"method": "A2", "against": "W2", "expect": "lower"},
+    ]
+    sec = paired_comparisons(res, claims, x="bits")
+    assert [r[1:] for r in sec.tables[0].rows] == [["-5.00", "-5.00"], ["-1.00", "-0.50"]]

@@ -46,8 +46,9 @@ def _differences(res: RunResults, metric: str, claim: dict, x: str | None, x_par
     """{(group, x): [paired differences]} for one claim."""
     mine = {_pair_key(j): j for j in res.select({"method": claim["method"]}, metric)}
     base = {_pair_key(j): j for j in res.select({"method": claim["against"]}, metric)}
-    # a float parent has no extra axes (bits): pair it with every child that shares its model and seed
-    base_loose = {tuple((k, v) for k, v in key if k in ("model", "seed")): j for key, j in base.items()}
+    # a float parent has no extra axes (bits): pair it with every child that shares its model and seed (only a
+    # reference without extra axes is shared this way; one with them must match the child's values exactly)
+    base_loose = {key: j for key, j in base.items() if all(k in ("model", "seed") for k, _ in key)}
     out: dict[tuple, list[float]] = {}
     for key, j in mine.items():
         b = base.get(key) or base_loose.get(tuple((k, v) for k, v in key if k in ("model", "seed")))
