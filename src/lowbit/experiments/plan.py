@@ -43,6 +43,17 @@ def job_id(config: dict, axes: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+def method_task(spec: Spec, method: str) -> str:
+    """The task a method trains and is scored with: its own ``task``, else its nearest parent's (a QAT child
+    retrains with the data treatment its float parent had), else the spec's."""
+    cur: str | None = method
+    while cur is not None:
+        if "task" in spec.methods[cur]:
+            return spec.methods[cur]["task"]
+        cur = spec.methods[cur].get("parent")
+    return spec.task
+
+
 def method_axes(spec: Spec, method: str) -> list[str]:
     """The extra axes a method depends on (its own ``${axis}`` references and its parents'), in grid order."""
     refs: set[str] = set()
@@ -62,7 +73,7 @@ class _Planner:
         s = self.spec
         m = s.methods[method]
         used = {a: cell[a] for a in method_axes(s, method)}
-        recipe = {k: v for k, v in substitute(m, used).items() if k != "parent"}
+        recipe = {k: v for k, v in substitute(m, used).items() if k not in ("parent", "task")}
         if m["kind"] == "ensemble":
             seeds, r = s.grid["seed"], recipe.get("rotation", 0)  # members: seeds r..r+members-1 (mod len)
             members = [seeds[(r + i) % len(seeds)] for i in range(recipe["members"])]
@@ -76,7 +87,7 @@ class _Planner:
             axes = {"model": model, "method": method, "seed": seed, **used}
             seed_value = seed
         config = {
-            "task": s.task,
+            "task": method_task(s, method),
             "data": s.data,
             "model": s.models[model],
             "recipe": recipe,

@@ -19,9 +19,9 @@ from ..train.config import TrainConfig
 
 TOP_KEYS = ("name", "description", "task", "scale", "data", "grid", "exclude", "models", "train", "methods", "report")
 METHOD_KEYS = {
-    "float": ("kind", "train"),
-    "qat": ("kind", "parent", "quant", "calibrate", "train"),
-    "inq": ("kind", "parent", "bits", "portions", "strategy", "quant", "calibrate", "train"),
+    "float": ("kind", "task", "train"),
+    "qat": ("kind", "parent", "task", "quant", "calibrate", "train"),
+    "inq": ("kind", "parent", "bits", "portions", "strategy", "task", "quant", "calibrate", "train"),
     "ensemble": ("kind", "parent", "members", "rotation"),
 }
 REPORT_KEYS = ("tables", "figures", "extras", "paragraphs")
@@ -220,6 +220,8 @@ def _check_methods(c: _Checker, raw: dict, grid: dict) -> None:
             parent_kind = methods[m["parent"]].get("kind")
             if parent_kind == "ensemble":
                 c.fail(f"{p}.parent", m["parent"], "an ensemble cannot be a parent; name a trained method")
+        if "task" in m:
+            _check_method_task(c, p, m["task"], raw)
         if m["kind"] == "inq" and "bits" not in m:
             raise SpecError(f'{c.source}: {p}.bits: missing; an inq method needs bits (a number or "${{axis}}")')
         if m["kind"] == "ensemble" and "members" not in m:
@@ -239,6 +241,21 @@ def _check_methods(c: _Checker, raw: dict, grid: dict) -> None:
                 raise SpecError(f"{c.source}: methods.{name}.parent: cycle {' -> '.join([*seen, cur])}")
             seen.append(cur)
             cur = methods[cur].get("parent")
+
+
+def _check_method_task(c: _Checker, p: str, name: Any, raw: dict) -> None:
+    """A method's own task (a recipe axis: e.g. plain vs crop + flip training in one study) must be registered and
+    report the same metrics as the spec's task, so every table and claim reads every method the same way."""
+    from .tasks import get_task, task_names
+
+    c.name_in(f"{p}.task", name, task_names(), "task")
+    spec_task = get_task(raw.get("task", "classification"))
+    if set(get_task(name).metric_names) != set(spec_task.metric_names):
+        c.fail(
+            f"{p}.task",
+            name,
+            f"expected a task reporting the spec task {spec_task.name!r}'s metrics ({', '.join(spec_task.metric_names)})",
+        )
 
 
 def _check_recipe(c: _Checker, p: str, m: dict, raw: dict, n_seeds: int) -> None:

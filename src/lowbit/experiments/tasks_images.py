@@ -4,7 +4,12 @@ per-batch augmentation (random crop of the zero-padded image, shift up to 4 pixe
 
 - ``image_classification``: no augmentation;
 - ``image_classification_crop_flip``: crop + flip on every training batch (``lowbit.data.transforms.augment``,
-  drawn from the global torch generator that ``fit`` seeds).
+  drawn from the global torch generator that ``fit`` seeds);
+- ``image_classification_crop_flip_smooth``: crop + flip, and cross-entropy against labels smoothed by 0.1
+  (Szegedy et al. 2016, §7: the target puts 1 - 0.1 on the true class and 0.1 / K on every class).
+
+A method of a study can pick its own task (``[methods.X] task = ...``), so plain, augmented and smoothed training
+can be compared on paired seeds within one spec.
 """
 
 from __future__ import annotations
@@ -26,11 +31,22 @@ def _crop_flip_loss(model: torch.nn.Module, batch) -> torch.Tensor:
     return F.cross_entropy(model(T.augment(batch[0])), batch[1])
 
 
+LABEL_SMOOTHING = 0.1  # Szegedy et al. 2016 (Inception-v3) use 0.1 on ImageNet; the usual CIFAR choice too
+
+
+def _crop_flip_smooth_loss(model: torch.nn.Module, batch) -> torch.Tensor:
+    return F.cross_entropy(model(T.augment(batch[0])), batch[1], label_smoothing=LABEL_SMOOTHING)
+
+
 def _plain_loss(model: torch.nn.Module, batch) -> torch.Tensor:
     return F.cross_entropy(model(batch[0]), batch[1])
 
 
-for _name, _loss in (("image_classification", _plain_loss), ("image_classification_crop_flip", _crop_flip_loss)):
+for _name, _loss in (
+    ("image_classification", _plain_loss),
+    ("image_classification_crop_flip", _crop_flip_loss),
+    ("image_classification_crop_flip_smooth", _crop_flip_smooth_loss),
+):
     register_task(
         Task(
             name=_name,
