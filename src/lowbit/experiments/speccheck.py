@@ -251,11 +251,8 @@ def _check_method_task(c: _Checker, p: str, name: Any, raw: dict) -> None:
     c.name_in(f"{p}.task", name, task_names(), "task")
     spec_task = get_task(raw.get("task", "classification"))
     if set(get_task(name).metric_names) != set(spec_task.metric_names):
-        c.fail(
-            f"{p}.task",
-            name,
-            f"expected a task reporting the spec task {spec_task.name!r}'s metrics ({', '.join(spec_task.metric_names)})",
-        )
+        wanted = ", ".join(spec_task.metric_names)
+        c.fail(f"{p}.task", name, f"expected a task reporting the spec task {spec_task.name!r}'s metrics ({wanted})")
 
 
 def _check_recipe(c: _Checker, p: str, m: dict, raw: dict, n_seeds: int) -> None:
