@@ -96,6 +96,30 @@ def test_one_seed_says_there_is_no_spread_and_a_wrong_direction_does_not_hold(tm
     assert "one seed per cell: there is no spread" in sec.paragraphs[0]
 
 
+def test_a_direction_inside_the_noise_is_not_resolved(tmp_path):
+    """A2 − W2 pooled over depths with x = the seed-free "method" axis collapsed: +2.0/+2.1, 0.0/+0.1, −5.0/−4.9
+    in one cell → mean −0.95, sd ≈ 2.9, SE ≈ 1.2: the sign is within two paired standard errors of 0, so neither
+    "holds" nor "does not hold" may be said."""
+    res = _run(tmp_path)
+    claims = [
+        {"method": "A2", "against": "W2", "expect": "lower", "text": "A2 below W2"},
+        {"method": "A2", "against": "W2", "expect": "higher", "text": "A2 above W2"},
+    ]
+    lower, higher = paired_comparisons(res, claims, x="method").paragraphs
+    assert lower.startswith("**A2 below W2** — not resolved (points the expected way, within noise):")
+    assert higher.startswith("**A2 above W2** — not resolved (points the other way, within noise):")
+    assert "mean A2 − W2 over 6 pair(s) -0.95 points" in lower
+
+
+def test_cells_clear_on_their_own_are_named_when_the_pooled_mean_is_not(tmp_path):
+    """The same differences by model: d8 +2.0/+2.1 and d44 −5.0/−4.9 are each clear; d20 0.0/+0.1 is not."""
+    res = _run(tmp_path)
+    (para,) = paired_comparisons(res, [{"method": "A2", "against": "W2", "expect": "lower"}], x="model").paragraphs
+    assert para.startswith(
+        "**A2 − W2** — holds in part (clear at model=d44; clearly the other way at model=d8; pooled, within noise):"
+    )
+
+
 def test_claims_are_checked_before_any_job_runs():
     import tomllib
 

@@ -19,7 +19,8 @@ Each claim compares a method with another on the same model, seed and other axes
 ``expect``: ``higher`` / ``lower`` — the mean difference over every x is above / below 0; ``rises`` /
 ``falls`` — the difference at the last x (spec order) is above / below the one at the first x, for each group.
 The verdict says "holds" or "does not hold", and, where the cells have one seed, that there is no spread to
-judge the change against; with several seeds it says whether the change exceeds the paired standard error.
+judge the change against; with several seeds it says whether the change exceeds twice the paired standard error,
+and a direction that does not is "not resolved (points the expected / other way, within noise)".
 """
 
 from __future__ import annotations
@@ -77,12 +78,20 @@ def _sign_note(v: list[float], expect: str) -> str:
     return " (every pair)" if all((d > 0) if expect == "higher" else (d < 0) for d in v) else ""
 
 
+def _clear(v: list[float], expect: str) -> bool:
+    """Several pairs whose mean points the expected way by more than twice its standard error."""
+    if len(v) < 2:
+        return False
+    m, s = mean_sd(v)
+    return (m > 0 if expect == "higher" else m < 0) and abs(m) > 2 * (s or 0.0) / math.sqrt(len(v))
+
+
 def _verdict(claim: dict, diffs: dict[tuple, list[float]], xs: list, groups: list, xname: str = "x") -> str:
     expect, n = claim["expect"], max((len(v) for v in diffs.values()), default=0)
     label = f"{claim['method']} − {claim['against']}"
     if not diffs:  # a method this scale's grid leaves out
         return f"**{claim.get('text', label)}** — not evaluated (no pair of runs at this scale)."
-    parts, holds, clear = [], [], []
+    parts, holds, clear, clear_cells, against_cells = [], [], [], [], []
     if expect in ("higher", "lower"):
         allv = [d for v in diffs.values() for d in v]
         m, s = mean_sd(allv)
@@ -93,6 +102,10 @@ def _verdict(claim: dict, diffs: dict[tuple, list[float]], xs: list, groups: lis
         parts.append(f"mean {label} over {len(allv)} pair(s) {m:+.2f} points" + (f" (sd {s:.2f})" if s else ""))
         if len(diffs) > 1:  # the same difference at each x (and group): a pooled mean can hide where it holds
             cells = [(k, diffs[k]) for g in groups for xv in xs if (k := (g, xv)) in diffs]
+            other = {"higher": "lower", "lower": "higher"}[expect]
+            name = {k: f"{'' if k[0] is None else f'{k[0]} '}{xname}={k[1]}" for k, _ in cells}
+            clear_cells = [name[k] for k, v in cells if _clear(v, expect)]
+            against_cells = [name[k] for k, v in cells if _clear(v, other)]
             parts.append(
                 "per cell "
                 + ", ".join(
@@ -124,6 +137,15 @@ def _verdict(claim: dict, diffs: dict[tuple, list[float]], xs: list, groups: lis
     if not holds:
         return f"**{claim.get('text', label)}** — not evaluated (fewer than two points)."
     verdict = "holds" if all(holds) else ("does not hold" if not any(holds) else "holds in part")
+    if n > 1 and not all(clear) and verdict != "holds in part":
+        # with seeds to judge by, a direction the paired standard error cannot separate from 0 is no verdict
+        way = "the expected way" if verdict == "holds" else "the other way"
+        verdict = f"not resolved (points {way}, within noise)"
+        if clear_cells or against_cells:  # ... though some cells may be clear on their own
+            where = [f"clear at {', '.join(clear_cells)}"] if clear_cells else []
+            where += [f"clearly the other way at {', '.join(against_cells)}"] if against_cells else []
+            part = "holds in part" if clear_cells else "does not hold in part"
+            verdict = f"{part} ({'; '.join(where)}; pooled, within noise)"
     if n <= 1:
         noise = "one seed per cell: there is no spread to judge these changes against"
     elif all(clear):
