@@ -114,7 +114,9 @@ def test_a_direction_inside_the_noise_is_not_resolved(tmp_path):
 def test_cells_clear_on_their_own_are_named_when_the_pooled_mean_is_not(tmp_path):
     """The same differences by model: d8 +2.0/+2.1 and d44 −5.0/−4.9 are each clear; d20 0.0/+0.1 is not."""
     res = _run(tmp_path)
-    (para,) = paired_comparisons(res, [{"method": "A2", "against": "W2", "expect": "lower"}], x="model").paragraphs
+    sec = paired_comparisons(res, [{"method": "A2", "against": "W2", "expect": "lower"}], x="model", heading="Ours")
+    assert sec.heading == "Ours"  # a study checking its own claims, not a paper's
+    (para,) = sec.paragraphs
     assert para.startswith(
         "**A2 − W2** — holds in part (clear at model=d44; clearly the other way at model=d8; pooled, within noise):"
     )

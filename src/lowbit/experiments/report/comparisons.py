@@ -10,6 +10,7 @@ Each claim compares a method with another on the same model, seed and other axes
     group = "block"        # optional model parameter splitting the rows into lines (Fig. 8's block types)
     figure = "change_vs_depth"   # optional: the differences vs x, one panel per claim
     levels_figure = "accuracy_by_depth"  # optional: the metric itself vs x, one panel per method (Fig. 8's form)
+    heading = "What the paper claims, checked on these runs"   # optional: the section's title
     claims = [
       { method = "W2", against = "float", expect = "rises", text = "deeper networks lose less under W2" },
       { method = "A2", against = "float", expect = "falls", text = "deeper networks lose more under A2" },
@@ -181,6 +182,7 @@ def paired_comparisons(
     group: str | None = None,
     figure: str | None = None,
     levels_figure: str | None = None,
+    heading: str = "What the paper claims, checked on these runs",
 ) -> Section:
     check_options({"claims": claims}, list(res.spec.methods))
     per_claim = [_differences(res, metric, c, x, x_param, group) for c in claims]
@@ -213,7 +215,7 @@ def paired_comparisons(
         lg = sorted({k[0] for _, d in levels for k in d}, key=str) if group else [None]
         if levels:
             figures.append(_figure(res, levels_figure, levels, lx, lg, xname, group, metric, metric, zero=False))
-    return Section("What the paper claims, checked on these runs", sentences, [table], figures)
+    return Section(heading, sentences, [table], figures)
 
 
 paired_comparisons.check_options = check_options  # type: ignore[attr-defined]  (speccheck calls it)
