@@ -46,6 +46,14 @@ def _init_process_worker() -> None:
     _init_worker()
 
 
+def _died(keys: list[str]) -> str:
+    running = ", ".join(keys) or "(none in flight)"
+    return (
+        f"a worker process died (killed by the OS; out of memory is the usual cause, see `dmesg`) while running "
+        f"job(s) {running}; the finished jobs are stored: re-run with --resume, with fewer --workers if memory is short"
+    )
+
+
 class LocalBackend(Backend):
     def __init__(self, workers: int = 2):
         self.workers = workers
@@ -67,7 +75,10 @@ class LocalBackend(Backend):
         if self._pool is None:
             self._queue.append((key, fn, kwargs))
         else:
-            self._futures[self._pool.submit(fn, **kwargs)] = key
+            try:
+                self._futures[self._pool.submit(fn, **kwargs)] = key
+            except BrokenProcessPool:  # a worker died since the last result: name the jobs it may have been running
+                raise WorkerDied(_died(sorted(self._futures.values()))) from None
 
     @property
     def capacity(self) -> int:
@@ -87,7 +98,7 @@ class LocalBackend(Backend):
         try:
             return key, fut.result()
         except BrokenProcessPool:
-            raise WorkerDied(f"a worker process died while running job {key}; re-run with --resume") from None
+            raise WorkerDied(_died([key, *sorted(self._futures.values())])) from None
 
     def close(self, wait: bool = True) -> None:
         if self._threads is not None:
