@@ -28,3 +28,20 @@ def test_paper_scale_is_the_papers_recipe(name):
             assert (t["epochs"], t["lr"], t["milestones"], t["weight_decay"]) == (100, 0.01, [50, 80], 0.0)
         else:
             assert (t["epochs"], t["lr"]) == (40, 1e-3)  # Table 4: 40 epochs between 1e-3 and 1e-5
+
+
+@pytest.mark.parametrize("name", CLASSIFICATION)
+def test_crop_flip_scale_is_the_default_with_augmentation_only(name):
+    """``--scale crop_flip`` (the recipe probe the README compares with the default, seed by seed) plans the same
+    jobs as ``default`` except for the task, so each pair shares model, data, recipe, seed and parents' recipe."""
+
+    def strip(config: dict) -> dict:
+        return {k: v for k, v in config.items() if k not in ("task", "parents")}
+
+    default = {j.label: j for j in plan(load_spec(study_path(name), "default"))}
+    probe = {j.label: j for j in plan(load_spec(study_path(name), "crop_flip"))}
+    assert set(probe) == set(default)
+    for label, j in probe.items():
+        d = default[label]
+        assert (d.config["task"], j.config["task"]) == ("classification", "image_classification_crop_flip")
+        assert strip(j.config) == strip(d.config), label
