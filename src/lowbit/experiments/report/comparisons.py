@@ -107,13 +107,7 @@ def _verdict(claim: dict, diffs: dict[tuple, list[float]], xs: list, groups: lis
             name = {k: f"{'' if k[0] is None else f'{k[0]} '}{xname}={k[1]}" for k, _ in cells}
             clear_cells = [name[k] for k, v in cells if _clear(v, expect)]
             against_cells = [name[k] for k, v in cells if _clear(v, other)]
-            parts.append(
-                "per cell "
-                + ", ".join(
-                    f"{'' if k[0] is None else f'{k[0]} '}{xname}={k[1]}: {_fmt(v)}{_sign_note(v, expect)}"
-                    for k, v in cells
-                )
-            )
+            parts.append("per cell " + ", ".join(f"{name[k]}: {_fmt(v)}{_sign_note(v, expect)}" for k, v in cells))
     else:
         for g in groups:
             pts = [(xv, diffs[(g, xv)]) for xv in xs if (g, xv) in diffs]
