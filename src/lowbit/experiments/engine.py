@@ -20,11 +20,10 @@ import copy
 import tomllib
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from ..api import plan as quant_plan
 from ..config import QuantConfig
 from ..fileio import atomic_write_text, clean_stale_temps
+from ..progress import progress_bar
 from ..runlock import RunLock
 from .backends import check_backend, make_backend
 from .datasets import load_data
@@ -110,7 +109,7 @@ def run_jobs(jobs: list[Job], out: Path, store: Store, backend: str, workers: in
     waiting = {j.id: j for j in jobs if j.id not in done}
     level = _priorities(jobs, params)
     by_id = {j.id: j for j in jobs}
-    bar = tqdm(total=len(jobs), initial=len(jobs) - len(waiting), desc="jobs", disable=not progress, unit="job")
+    bar = progress_bar(enabled=progress, total=len(jobs), initial=len(jobs) - len(waiting), desc="jobs", unit="job")
     with make_backend(backend, workers) as be:
         while waiting or be.pending:
             ready = sorted(

@@ -17,9 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset, TensorDataset, default_collate
-from tqdm.auto import tqdm
 
 from ..fileio import atomic_append_lines, atomic_write_text
+from ..progress import progress_bar
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .param_groups import param_groups
@@ -186,7 +186,8 @@ def fit(
         atomic_write_text(metrics, "".join(json.dumps(h) + "\n" for h in history))
     elif metrics is not None:  # no epoch finished: no file (never an empty one)
         metrics.unlink(missing_ok=True)
-    bar = tqdm(range(start, cfg.epochs), desc=desc, disable=not progress, leave=False, initial=start, total=cfg.epochs)
+    epochs = range(start, cfg.epochs)
+    bar = progress_bar(epochs, enabled=progress, desc=desc, leave=False, initial=start, total=cfg.epochs)
     for epoch in bar:
         lr = cfg.lr * lr_factor(cfg.schedule, epoch, cfg.epochs, cfg.milestones, cfg.gamma, cfg.cycle_stage)
         for g in opt.param_groups:
