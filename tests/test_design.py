@@ -142,6 +142,7 @@ def test_tiny_end_to_end_ranks_and_writes_table_and_plot(tmp_path, capsys):
         assert f"| {i} | {r.candidate.label} |" in text and f"{r.score:.2f}" in text
     assert "not meaningful" in text or "says little" in text
     assert "validation (30 held-out training images, never trained on; the test set is not read)" in text
+    assert "How sure: each score is an accuracy on 30 images" in text and "within noise of the pick |" in text
     with Image.open(out / "figures" / "proxy_score_vs_depth.png") as im:
         assert im.size[0] > 200
     assert "Pick:" in capsys.readouterr().out
@@ -150,3 +151,29 @@ def test_tiny_end_to_end_ranks_and_writes_table_and_plot(tmp_path, capsys):
     assert main([*args, "--resume"]) == 0
     assert {j: p.stat().st_mtime_ns for j, p in ((p.name, p) for p in (out / "jobs").iterdir())} == before
     assert [r.candidate.label for r in rank(out, cands, "W2A2")] == [r.candidate.label for r in ranked]
+
+
+def test_noise_band_and_the_paper_check_say_how_sure():
+    """Two binomial standard errors of a difference of accuracies, by hand; the check names the paper's depth as
+    within noise of the best one, or beyond it, or agreeing."""
+    from lowbit.experiments.design_report import Ranked, n_scored, noise_band, paper_check, within_noise
+
+    assert noise_band(33.2, 31.0, 1000) == pytest.approx(200 * ((0.332 * 0.668 + 0.31 * 0.69) / 1000) ** 0.5)
+    assert noise_band(50.0, 50.0, 100) == pytest.approx(200 * (0.5 / 100) ** 0.5)  # 14.1 points on 100 images
+    assert n_scored({"validation": 1000, "test_subset": 2000}) == 1000 and n_scored({"test_subset": 500}) == 500
+    assert n_scored({"validation": 0, "test_subset": 0}) is None
+    assert n_scored({"validation": 900, "test_subset": 300}) == 300  # the test subset cuts the held-out images
+
+    def r(block, depth, score):
+        return Ranked(Candidate(block, depth, 8, 1000), score, None, 1)
+
+    ranked = [r("depthwise", 29, 33.2), r("basic", 8, 32.8), r("basic", 14, 31.5), r("depthwise", 38, 20.0)]
+    assert within_noise(ranked[0], ranked[2], 1000) and not within_noise(ranked[0], ranked[3], 1000)
+    assert not within_noise(ranked[0], ranked[2], None)  # no band without n
+    text = paper_check(ranked, "2 epochs", meaningful=False, n=1000)
+    assert "basic: best depth here 8 (32.80 %) vs the paper's 14 (31.50 %; differs, but within noise" in text
+    assert "depthwise: best depth here 29 (33.20 %) vs the paper's 38 (20.00 %; differs, beyond noise" in text
+    assert "says little" in text
+    agree = paper_check([r("basic", 14, 40.0), r("depthwise", 38, 39.0)], "full", meaningful=True, n=1000)
+    assert "14 (40.00 %), as the paper's (agrees)" in agree and "says little" not in agree
+    assert "the paper's depth 38 did not run" in paper_check([r("depthwise", 29, 30.0)], "x", True, 1000)

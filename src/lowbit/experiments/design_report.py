@@ -5,10 +5,17 @@
 ``figures/proxy_score_vs_depth.png``. The proxy score of a candidate is the mean accuracy (%) of its
 target-precision job over the seeds, on the held-out validation images (or the test set when the run has none);
 ties go to the smaller network.
+
+How sure the ranking is: a score is an accuracy on n scoring images (``n_scored``), so two candidates whose scores
+differ by less than two binomial standard errors of a difference, ``2·sqrt(p1(1-p1)/n + p2(1-p2)/n)``, are not
+told apart by the run ("within noise"). The bound treats the two scores as independent; both are measured on the
+same images, so the paired error is usually smaller, but seed-to-seed training noise (not in the bound) adds to it.
+The band is left out when n is not known (the whole test set: ``--validation 0 --test-subset 0``).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,19 +45,49 @@ def rank(run_dir: str | Path, candidates: list[Candidate], target: str) -> list[
     return sorted(out, key=lambda r: (-r.score, r.candidate.params))
 
 
-def paper_check(ranked: list[Ranked], proxy: str, meaningful: bool) -> str:
-    """The paper's W2A2 conclusion against this run's best depth per block type (basic, depthwise)."""
-    best = {}
+def n_scored(data: dict) -> int | None:
+    """How many images each proxy score is measured on (None: the whole test set, size not recorded)."""
+    n, cut = data.get("validation") or None, data.get("test_subset") or None
+    return min(n, cut) if n and cut else n or cut
+
+
+def noise_band(a: float, b: float, n: int) -> float:
+    """Two standard errors (accuracy points) of the difference of two accuracies a, b (%) on n images each."""
+    p, q = a / 100, b / 100
+    return 200 * math.sqrt((p * (1 - p) + q * (1 - q)) / n)
+
+
+def within_noise(best: Ranked, other: Ranked, n: int | None) -> bool:
+    return n is not None and best.score - other.score < noise_band(best.score, other.score, n)
+
+
+def paper_check(ranked: list[Ranked], proxy: str, meaningful: bool, n: int | None = None) -> str:
+    """The paper's W2A2 conclusion against this run's best depth per block type (basic, depthwise); with ``n``
+    scoring images, whether the paper's depth is within noise of the best one."""
+    best: dict[str, Ranked] = {}
     for r in ranked:
         best.setdefault(r.candidate.block, r)
     parts = []
     for block, depth in PAPER_PICK.items():
-        if block in best:
-            got = best[block].candidate.depth
-            verdict = "agrees" if got == depth else "differs"
-            parts.append(f"{block}: best depth here {got} vs the paper's {depth} ({verdict})")
-        else:
+        if block not in best:
             parts.append(f"{block}: no {block} candidate ran")
+            continue
+        top = best[block]
+        if top.candidate.depth == depth:
+            parts.append(f"{block}: best depth here {depth} ({top.score:.2f} %), as the paper's (agrees)")
+            continue
+        theirs = next((r for r in ranked if r.candidate.block == block and r.candidate.depth == depth), None)
+        if theirs is None:
+            parts.append(f"{block}: best depth here {top.candidate.depth}; the paper's depth {depth} did not run")
+            continue
+        head = f"{block}: best depth here {top.candidate.depth} ({top.score:.2f} %) vs the paper's {depth} "
+        if n is None:
+            parts.append(head + f"({theirs.score:.2f} %; differs)")
+        else:
+            band = noise_band(top.score, theirs.score, n)
+            tied = within_noise(top, theirs, n)
+            verdict = "differs, but within noise" if tied else "differs, beyond noise"
+            parts.append(head + f"({theirs.score:.2f} %; {verdict}: two standard errors are {band:.1f} points)")
     text = (
         f"Paper's check (Boo et al. §5.3: at W2A2 and ~1 M parameters on CIFAR-10 the best networks are depth 14 "
         f"with basic blocks and 38 with depthwise blocks): {'; '.join(parts)}."
@@ -112,6 +149,7 @@ def write_design_report(
     res = RunResults(run_dir)
     facts = res.caption_facts(list(res.jobs.values()))
     scored = scored_on(res.spec.data)
+    n = n_scored(res.spec.data)
     score_figure(ranked, run_dir / "figures" / "proxy_score_vs_depth.png", target, proxy, scored)
     pick = ranked[0]
     lines = [
@@ -121,22 +159,37 @@ def write_design_report(
         f"width={pick.candidate.width}, {pick.candidate.params:,} parameters): {target} proxy accuracy "
         f"{pick.score:.2f} %.",
         "",
-        f"| rank | model | block | depth | width D_init | parameters | float % | {target} % (proxy score) | runs |",
-        "|---|---|---|---|---|---|---|---|---|",
     ]
+    if n is not None:
+        tied = [r.candidate.label for r in ranked[1:] if within_noise(pick, r, n)]
+        lines += [
+            f"How sure: each score is an accuracy on {n:,} images; "
+            + (
+                f"{len(tied)} other candidate(s) score within two standard errors of the pick ({', '.join(tied)}), "
+                "so this run does not tell them apart from it — more scoring images, seeds or proxy epochs would."
+                if tied
+                else "every other candidate scores more than two standard errors below the pick."
+            ),
+            "",
+        ]
+    noise_col = n is not None
+    head = f"| rank | model | block | depth | width D_init | parameters | float % | {target} % (proxy score) | runs |"
+    lines += [head + (" within noise of the pick |" if noise_col else ""), "|---" * (9 + noise_col) + "|"]
     for i, r in enumerate(ranked, 1):
         c = r.candidate
         fl = "—" if r.float_acc is None else f"{r.float_acc:.2f}"
-        lines.append(
-            f"| {i} | {c.label} | {c.block} | {c.depth} | {c.width} | {c.params:,} | {fl} | {r.score:.2f} | {r.runs} |"
-        )
+        row = f"| {i} | {c.label} | {c.block} | {c.depth} | {c.width} | {c.params:,} | {fl} | {r.score:.2f} "
+        row += f"| {r.runs} |"
+        if noise_col:
+            row += " (pick) |" if i == 1 else (" yes |" if within_noise(pick, r, n) else " no |")
+        lines.append(row)
     lines += [
         "",
         f"Proxy score: {scored_text(res.spec.data)} accuracy of the {target} model (retrained from its float parent) "
         "after the proxy training "
         f"({proxy}); {facts}.",
         "",
-        paper_check(ranked, proxy, meaningful),
+        paper_check(ranked, proxy, meaningful, n),
         "",
         "![proxy score vs depth](figures/proxy_score_vs_depth.png)",
         "",
