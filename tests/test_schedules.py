@@ -14,7 +14,7 @@ import lowbit as lb
 from lowbit.models import create_model
 from lowbit.train import TrainConfig, fit
 from lowbit.train.regularizers import lipschitz
-from lowbit.train.schedules import CYCLE, cyclical_factor, lr_factor
+from lowbit.train.schedules import CYCLE, cyclical_factor, lr_factor, onecycle_factor
 
 # Appendix B: {1.0, √0.1, 0.1, 0.1·√0.1, 0.01, 0.1·√0.1, 0.1, √0.1}
 BY_HAND = [1.0, 0.1**0.5, 0.1, 0.1 * 0.1**0.5, 0.01, 0.1 * 0.1**0.5, 0.1, 0.1**0.5]
@@ -125,3 +125,87 @@ def test_fit_adds_lambda_llip(lam):
         assert torch.allclose(p.detach(), p0 - step, atol=1e-7)
     if lam > 0:
         assert not torch.equal(next(net.parameters()).detach(), w0[0])
+
+
+@pytest.mark.parametrize("total", [1, 2, 3, 4, 7, 10, 96, 469])
+def test_onecycle_follows_pytorch(total):
+    """Step for step the LR of torch's OneCycleLR (defaults: pct_start 0.3, cosine, div 25, final div 1e4)."""
+    if total < 4:  # PyTorch's own boundaries degenerate here; ours starts at the peak and anneals
+        got = [onecycle_factor(t, total) for t in range(total)]
+        want = {1: [1.0], 2: [1.0, 1 / 25 / 1e4], 3: [1.0, (1 + 1 / 25 / 1e4) / 2, 1 / 25 / 1e4]}[total]
+        assert got == pytest.approx(want, rel=1e-12)
+        return
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=0.1, momentum=0.9)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=total, cycle_momentum=False)
+    ref = []
+    for _ in range(total):
+        ref.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    got = [0.1 * onecycle_factor(t, total) for t in range(total)]
+    assert got == pytest.approx(ref, rel=1e-9, abs=1e-15)
+
+
+def test_onecycle_by_hand():
+    # 100 steps: warm-up ends at step 29 (0.3·100 − 1), annealing at 99
+    lo, end = 1 / 25, 1 / 25 / 1e4
+    assert onecycle_factor(0, 100) == pytest.approx(lo)
+    assert onecycle_factor(29, 100) == pytest.approx(1.0)
+    assert onecycle_factor(64, 100) == pytest.approx((1 + end) / 2)  # halfway through the annealing: cos = 0
+    assert onecycle_factor(14, 100) == pytest.approx(1 - (1 - lo) / 2 * (1 + math.cos(math.pi * 14 / 29)))
+    assert onecycle_factor(99, 100) == pytest.approx(end)
+    assert [lr_factor("onecycle", e, 4, step=s, steps_per_epoch=25) for e in range(4) for s in range(25)] == [
+        onecycle_factor(t, 100) for t in range(100)
+    ]
+
+
+@pytest.mark.parametrize("t, total", [(-1, 10), (10, 10), (1.0, 10), (0, 0), (True, 3)])
+def test_onecycle_rejects_bad_input(t, total):
+    with pytest.raises(ValueError, match="onecycle_factor"):
+        onecycle_factor(t, total)
+
+
+def test_fit_steps_the_onecycle_lr_every_batch():
+    """fit() sets the LR before every batch: 13 samples in batches of 4 = 4 steps per epoch, 3 epochs."""
+    seen = []
+
+    def spy(opt):
+        opt.register_step_pre_hook(lambda o, args, kwargs: seen.append(o.param_groups[0]["lr"]))
+
+    cfg = TrainConfig(epochs=3, batch_size=4, lr=0.2, optimizer="sgd", schedule="onecycle")
+    hist = fit(nn.Linear(3, 2), _tiny_data(13), cfg, progress=False, on_optimizer=spy)
+    assert seen == pytest.approx([0.2 * onecycle_factor(t, 12) for t in range(12)], rel=1e-12)
+    assert [h["lr"] for h in hist] == pytest.approx([seen[0], seen[4], seen[8]], rel=1e-12)  # lr at epoch start
+    assert max(seen) < 0.2 and seen.index(max(seen)) in (2, 3) and seen[-1] < 0.2 / 25 / 1e3  # peak at step 2.6
+
+
+def test_fit_onecycle_resumes_exactly(tmp_path):
+    """The per-step schedule is a pure function of (epoch, step): a run killed in its second epoch and resumed
+    ends with the weights and LRs of an uninterrupted run."""
+    cfg = TrainConfig(epochs=3, batch_size=4, lr=0.2, optimizer="sgd", momentum=0.9, schedule="onecycle")
+
+    def model():
+        torch.manual_seed(0)
+        return nn.Linear(3, 2)
+
+    full = model()
+    hist_full = fit(full, _tiny_data(13), cfg, progress=False)
+
+    class Kill(Exception):
+        pass
+
+    calls = {"n": 0}
+
+    def after_step(m):
+        calls["n"] += 1
+        if calls["n"] == 4 + 2:  # 4 steps per epoch: dies in the second epoch
+            raise Kill
+
+    killed = model()
+    with pytest.raises(Kill):
+        fit(killed, _tiny_data(13), cfg, run_dir=tmp_path, after_step=after_step, progress=False)
+    resumed = model()
+    hist = fit(resumed, _tiny_data(13), cfg, run_dir=tmp_path, resume=True, progress=False)
+    assert torch.equal(full.weight, resumed.weight) and torch.equal(full.bias, resumed.bias)
+    assert [h["lr"] for h in hist] == [h["lr"] for h in hist_full]

@@ -19,7 +19,7 @@ class TrainConfig:
     optimizer: str = "adam"  # "adam" | "sgd" | "nesterov" (SGD with Nesterov momentum)
     momentum: float = 0.9  # SGD/Nesterov only
     weight_decay: float = 0.0
-    schedule: str = "cosine"  # "constant" | "cosine" | "step" | "cyclical" (spec §5.1)
+    schedule: str = "cosine"  # "constant" | "cosine" | "step" | "cyclical" (spec §5.1) | "onecycle" (per step)
     milestones: tuple[int, ...] = ()  # epochs at which "step" multiplies the lr by gamma
     gamma: float = 0.1
     cycle_stage: int = 1  # epochs per stage of the cyclical schedule (T_s, spec §11.19)

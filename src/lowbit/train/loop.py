@@ -8,6 +8,7 @@ epoch. A run killed at any point and resumed ends where an uninterrupted run end
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -188,13 +189,21 @@ def fit(
         metrics.unlink(missing_ok=True)
     epochs = range(start, cfg.epochs)
     bar = progress_bar(epochs, enabled=progress, desc=desc, leave=False, initial=start, total=cfg.epochs)
-    for epoch in bar:
-        lr = cfg.lr * lr_factor(cfg.schedule, epoch, cfg.epochs, cfg.milestones, cfg.gamma, cfg.cycle_stage)
+    per_epoch = math.ceil(len(train_data) / cfg.batch_size)  # batches of epoch_batches (the last may be short)
+
+    def set_lr(epoch: int, step: int) -> float:
+        f = lr_factor(cfg.schedule, epoch, cfg.epochs, cfg.milestones, cfg.gamma, cfg.cycle_stage, step, per_epoch)
         for g in opt.param_groups:
-            g["lr"] = lr * g.get("lr_scale", 1.0)
+            g["lr"] = cfg.lr * f * g.get("lr_scale", 1.0)
+        return cfg.lr * f
+
+    for epoch in bar:
+        lr = set_lr(epoch, 0)
         model.train()
         t0, total, count = time.perf_counter(), 0.0, 0
-        for batch in epoch_batches(train_data, cfg.batch_size, cfg.seed, epoch, collate):
+        for step, batch in enumerate(epoch_batches(train_data, cfg.batch_size, cfg.seed, epoch, collate)):
+            if cfg.schedule == "onecycle" and step > 0:  # the only per-step schedule
+                set_lr(epoch, step)
             if cfg.device != "cpu":
                 batch = _to(batch, cfg.device)
             loss = loss_fn(model, batch)
