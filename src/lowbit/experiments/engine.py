@@ -53,8 +53,7 @@ def preflight(spec: Spec, jobs: list[Job]) -> dict[str, float]:
     costs = {}
     for label, cfg in spec.models.items():
         if label in spec.grid["model"]:
-            check_fit(label, cfg, data, spec.data["name"])
-            model = build_model(cfg, data.info)[0]
+            model = check_fit(label, cfg, data, spec.data["name"])
             x = data.train[0][0]
             costs[label] = (
                 step_seconds(model, torch.stack([x, x]))
@@ -120,7 +119,7 @@ def step_seconds(model: torch.nn.Module, x: torch.Tensor, repeats: int = 2) -> f
 
 
 def _priorities(jobs: list[Job], costs: dict[str, float]) -> dict[str, float]:
-    """Longest chain of work from each job to the end of the plan (work = cost per example x epochs)."""
+    """Longest chain of work from each job to the end of the plan (work = the model's step cost x epochs)."""
     children: dict[str, list[str]] = {j.id: [] for j in jobs}
     for j in jobs:
         for p in j.parents:

@@ -55,8 +55,8 @@ def build_model(cfg: dict, info: dict) -> tuple[nn.Module, dict]:
     return create_model(cfg["name"], **kwargs), kwargs
 
 
-def check_fit(label: str, cfg: dict, data, data_name: str) -> None:
-    """Build the model and run two training samples through it; a mismatch is one clear error."""
+def check_fit(label: str, cfg: dict, data, data_name: str) -> nn.Module:
+    """Build the model and run two training samples through it; a mismatch is one clear error. Returns the model."""
     model, kwargs = build_model(cfg, data.info)
     x = data.train[0][0]
     try:
@@ -69,3 +69,4 @@ def check_fit(label: str, cfg: dict, data, data_name: str) -> None:
             f"models.{label} ({cfg['name']} {kwargs}) does not fit data {data_name!r} (inputs of shape {shape}): "
             f"{first}"
         ) from None
+    return model
