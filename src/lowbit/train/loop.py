@@ -25,7 +25,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .param_groups import param_groups
 from .regularizers import apply_post_step, lipschitz, quantizer_regularizers
-from .schedules import lr_factor
+from .schedules import PER_STEP, lr_factor
 
 LossFn = Callable[[nn.Module, Any], torch.Tensor]
 
@@ -202,7 +202,7 @@ def fit(
         model.train()
         t0, total, count = time.perf_counter(), 0.0, 0
         for step, batch in enumerate(epoch_batches(train_data, cfg.batch_size, cfg.seed, epoch, collate)):
-            if cfg.schedule == "onecycle" and step > 0:  # the only per-step schedule
+            if step > 0 and cfg.schedule in PER_STEP:
                 set_lr(epoch, step)
             if cfg.device != "cpu":
                 batch = _to(batch, cfg.device)

@@ -10,6 +10,7 @@ import math
 # Boo et al. discrete cyclical LR, spec §5.1: 10^{0, -.5, -1, -1.5, -2, -1.5, -1, -.5}, starting at the max.
 CYCLE = tuple(10.0 ** (-e) for e in (0.0, 0.5, 1.0, 1.5, 2.0, 1.5, 1.0, 0.5))
 SCHEDULES = ("constant", "cosine", "step", "cyclical", "onecycle")
+PER_STEP = frozenset({"onecycle"})  # schedules whose factor changes within an epoch (fit sets it every step)
 # One-cycle (Smith & Topin 2019) with torch.optim.lr_scheduler.OneCycleLR's defaults: 30 % of the steps rise from
 # lr/25 to lr, the rest fall to lr/25/1e4, both halves cosine.
 ONECYCLE_PCT_START, ONECYCLE_DIV, ONECYCLE_FINAL_DIV = 0.3, 25.0, 1e4
