@@ -18,6 +18,15 @@ def add_run_options(p: argparse.ArgumentParser, scale_help: str) -> None:
     p.add_argument("--workers", type=int, default=2, help="parallel worker processes (default 2; 1 = in-process)")
     p.add_argument("--backend", default="local", help="where jobs run: local (worker processes on this machine)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument(
+        "--reuse",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="take jobs already finished in run folder DIR (same config, so the same job id) instead of training "
+        "them again, e.g. to extend a run to more seeds; repeatable",
+    )
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -47,7 +56,13 @@ def run_spec(spec, args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     try:
         report = sweep(
-            spec, out, resume=args.resume, workers=args.workers, backend=args.backend, progress=not args.no_progress
+            spec,
+            out,
+            resume=args.resume,
+            workers=args.workers,
+            backend=args.backend,
+            progress=not args.no_progress,
+            reuse=args.reuse,
         )
     except WorkerDied as e:
         raise UsageError(str(e)) from None

@@ -9,6 +9,7 @@ two samples, every QuantConfig is planned on its model. Then, holding ``RunLock(
 - ``resume`` removes stale temporary files and refuses a folder with results whose ``spec.toml`` differs
   from this resolved spec, naming the first differing key;
 - ``spec.toml`` is written (the resolved spec: the config that ran is the config that was read);
+- with ``--reuse DIR``, jobs finished in DIR under the same id (same config) are copied in (``reuse.py``);
 - every job not in the store runs when its parents are finished; the job with the longest chain of work
   behind it goes first (work = measured seconds of one training step x epochs); each finished job is one store
   transaction;
@@ -33,6 +34,7 @@ from .backends import check_backend, make_backend
 from .datasets import load_data
 from .models import build_model, check_fit
 from .plan import Job, plan
+from .reuse import check_sources, reuse_finished
 from .spec import Spec, first_difference
 from .steps import run_job
 from .store import STORE_NAME, Store
@@ -170,16 +172,22 @@ def sweep(
     workers: int = 2,
     backend: str = "local",
     progress: bool = True,
+    reuse: list[str | Path] = (),
 ) -> Path:
-    """Run every job of ``spec`` into ``out`` and build its report; return the path of report.md."""
+    """Run every job of ``spec`` into ``out`` and build its report; return the path of report.md.
+
+    ``reuse``: run folders whose finished jobs with the same id are copied instead of trained (``reuse.py``)."""
     from .report import build_report
 
     out = Path(out)
     jobs = plan(spec)
     check_backend(backend, workers)  # before anything is written
+    check_sources(out, [Path(r) for r in reuse])
     costs = preflight(spec, jobs)
     with RunLock(out):
         start_run(out, spec, resume)
         with Store(out) as store:
+            for src, n in reuse_finished(jobs, out, store, [Path(r) for r in reuse]).items():
+                print(f"reused {n} finished job{'s' * (n != 1)} from {src}")
             run_jobs(jobs, out, store, backend, workers, progress, costs)
         return build_report(out)

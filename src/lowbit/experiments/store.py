@@ -158,6 +158,21 @@ class Store:
                 raise DiskFullError(self.path) from None
             raise
 
+    def copy_job(self, source: Store, job_id: str) -> None:
+        """Every row of ``job_id`` from ``source``, byte for byte (its code version, wall time, finish time and
+        digest: where a result came from stays on it), in one transaction. Read ``source.rows()`` first: that is
+        where the digests are checked."""
+        rows = source._db.execute("SELECT * FROM results WHERE job_id = ? ORDER BY rowid", (job_id,)).fetchall()
+        if not rows:
+            raise ValueError(f"job {job_id!r} is not in {str(source.path)!r}")
+        try:
+            with self._db:
+                self._db.executemany("INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        except sqlite3.OperationalError as e:
+            if is_disk_full(e):
+                raise DiskFullError(self.path) from None
+            raise
+
     def done(self) -> set[str]:
         return {r.job_id for r in self.rows()}
 
