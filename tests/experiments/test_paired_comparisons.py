@@ -81,7 +81,7 @@ def test_paired_differences_and_verdicts(tmp_path):
     assert rows[44][3] == "-5.95 ± 0.07"  # mean of -6.0 and -5.9; sd 0.1/sqrt(2)
     w2, a2, higher = sec.paragraphs
     assert w2.startswith("**depth helps W2** — holds:") and "-3.00 → -2.00 → -1.00 from 8 to 44" in w2
-    assert "every change exceeds twice its paired standard error" in w2
+    assert w2.endswith("(2 seeds: the change exceeds twice its paired standard error).")  # 8 -> 44, the one tested
     assert a2.startswith("**depth hurts A2** — holds:") and "change -5.00" in a2
     assert higher.startswith("**A2 beats float** — does not hold:")
     assert "per cell basic depth=8: -0.95 ± 0.07, basic depth=20: -1.95 ± 0.07" in higher
@@ -109,6 +109,7 @@ def test_a_direction_inside_the_noise_is_not_resolved(tmp_path):
     assert lower.startswith("**A2 below W2** — not resolved (points the expected way, within noise):")
     assert higher.startswith("**A2 above W2** — not resolved (points the other way, within noise):")
     assert "mean A2 − W2 over 6 pair(s) -0.95 points" in lower
+    assert lower.endswith("(2 seeds: the mean difference is within twice its paired standard error).")
 
 
 def test_cells_clear_on_their_own_are_named_when_the_pooled_mean_is_not(tmp_path):

@@ -87,7 +87,10 @@ def _clear(v: list[float], expect: str) -> bool:
     return (m > 0 if expect == "higher" else m < 0) and abs(m) > 2 * (s or 0.0) / math.sqrt(len(v))
 
 
-def _verdict(claim: dict, diffs: dict[tuple, list[float]], xs: list, groups: list, xname: str = "x") -> str:
+def _verdict(
+    claim: dict, diffs: dict[tuple, list[float]], xs: list, groups: list, xname: str = "x", seeds: int = 0
+) -> str:
+    """``seeds``: how many seeds the claim's runs span (named in the sentence; the pairs per cell decide)."""
     expect, n = claim["expect"], max((len(v) for v in diffs.values()), default=0)
     label = f"{claim['method']} − {claim['against']}"
     if not diffs:  # a method this scale's grid leaves out
@@ -141,12 +144,21 @@ def _verdict(claim: dict, diffs: dict[tuple, list[float]], xs: list, groups: lis
             where += [f"clearly the other way at {', '.join(against_cells)}"] if against_cells else []
             part = "holds in part" if clear_cells else "does not hold in part"
             verdict = f"{part} ({'; '.join(where)}; pooled, within noise)"
+    # what was judged: the pooled mean difference (higher/lower) or each group's change from its first x to its
+    # last (rises/falls; the points between are shown, not tested)
+    if expect in ("higher", "lower"):
+        what = "the mean difference"
+    else:
+        what = "the change" if len(clear) == 1 else "every group's change"
+    count = f"{seeds} seeds" if seeds > 1 else f"{n} pairs per cell"
     if n <= 1:
         noise = "one seed per cell: there is no spread to judge these changes against"
     elif all(clear):
-        noise = f"{n} seeds: every change exceeds twice its paired standard error"
+        noise = f"{count}: {what} exceeds twice its paired standard error"
+    elif len(clear) == 1:
+        noise = f"{count}: {what} is within twice its paired standard error"
     else:
-        noise = f"{n} seeds: not every change exceeds twice its paired standard error"
+        noise = f"{count}: not {what} exceeds twice its paired standard error"
     return f"**{claim.get('text', label)}** — {verdict}: {'; '.join(parts)} ({noise})."
 
 
@@ -184,7 +196,10 @@ def paired_comparisons(
     xs = _x_order(res, x, x_param, [k[1] for k in keys])
     groups = sorted({k[0] for k in keys}, key=str) if group else [None]
     xname = x_param or x
-    sentences = [_verdict(c, d, xs, groups, xname) for c, d in zip(claims, per_claim)]
+    seeds = [
+        len({j.axes["seed"] for j in res.select({"method": c["method"]}, metric) if "seed" in j.axes}) for c in claims
+    ]
+    sentences = [_verdict(c, d, xs, groups, xname, k) for c, d, k in zip(claims, per_claim, seeds)]
     header = ([group] if group else []) + [xname] + [f"{c['method']} − {c['against']}" for c in claims]
     body = []
     for g in groups:
