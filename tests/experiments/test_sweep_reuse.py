@@ -75,3 +75,13 @@ def test_reuse_refuses_a_folder_that_is_not_a_run_before_writing_anything(tmp_pa
     capsys.readouterr()
     assert _sweep(tmp_path, SMALL, out, "--resume", "--reuse", str(out)) == 2
     assert "is the run folder itself" in capsys.readouterr().err
+
+
+def test_dry_run_says_what_reuse_would_take_and_writes_nothing(tmp_path, capsys):
+    small = tmp_path / "small"
+    assert _sweep(tmp_path, SMALL, small) == 0
+    capsys.readouterr()
+    out = tmp_path / "planned"
+    assert _sweep(tmp_path, WIDER, out, "--dry-run", "--reuse", str(small)) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-2:] == ["8 jobs", f"2 of them finished in {small} (--reuse takes them)"] and not out.exists()

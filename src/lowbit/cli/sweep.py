@@ -47,10 +47,17 @@ def run_spec(spec, args: argparse.Namespace) -> int:
     from ..experiments.backends import WorkerDied
     from ..experiments.engine import sweep
     from ..experiments.plan import describe, plan
+    from ..experiments.reuse import check_sources, reusable
+    from ..experiments.store import Store
 
     if args.dry_run:
+        jobs = plan(spec)
         print(f"{spec.name} (scale {spec.scale})")
-        print(describe(plan(spec)))
+        print(describe(jobs))
+        for src in args.reuse:  # what --reuse would take (nothing is written)
+            check_sources(args.out or Path("runs") / spec.name, [src])
+            with Store(src, create=False) as source:
+                print(f"{len(reusable(jobs, src, source))} of them finished in {src} (--reuse takes them)")
         return 0
     out = args.out or Path("runs") / spec.name
     t0 = time.perf_counter()

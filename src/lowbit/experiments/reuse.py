@@ -37,6 +37,23 @@ def check_sources(out: Path, sources: list[Path]) -> None:
             raise ValueError(f"--reuse {str(src)!r} is the run folder itself; name another run folder")
 
 
+def reusable(jobs: list[Job], src: Path, source: Store) -> list[Job]:
+    """The jobs of ``jobs`` finished in ``source`` (the store of run folder ``src``) under the same id, with the
+    same config and axes, and with their model file there (a child here may need it)."""
+    rows = {}
+    for r in source.rows():  # checks every row's digest
+        rows.setdefault(r.job_id, r)
+    out = []
+    for j in jobs:
+        r = rows.get(j.id)
+        if r is None or not (_same(r.config, j.config) and _same(r.axes, j.axes)):
+            continue
+        if r.model_path is not None and not (src / r.model_path).is_file():
+            continue  # train it again rather than take a result without its model
+        out.append(j)
+    return out
+
+
 def reuse_finished(jobs: list[Job], out: Path, store: Store, sources: list[Path]) -> dict[str, int]:
     """Copy the jobs of ``jobs`` not finished in ``store`` but finished in a source run folder; return
     {source: number of jobs taken}. Call it holding ``out``'s run lock, after ``check_sources``."""
@@ -44,20 +61,11 @@ def reuse_finished(jobs: list[Job], out: Path, store: Store, sources: list[Path]
     for d in (out / "jobs").glob(f"{_TMP}*"):
         shutil.rmtree(d, ignore_errors=True)
     taken: dict[str, int] = {}
-    for src in sources:
-        src = Path(src)
+    for src in map(Path, sources):
         n = 0
         with Store(src, create=False) as source:
-            rows = {}
-            for r in source.rows():  # checks every row's digest
-                rows.setdefault(r.job_id, r)
             done = store.done()
-            for j in jobs:
-                r = rows.get(j.id)
-                if j.id in done or r is None or not (_same(r.config, j.config) and _same(r.axes, j.axes)):
-                    continue
-                if r.model_path is not None and not (src / r.model_path).is_file():
-                    continue  # a child here may need the model: train it again rather than take a result without it
+            for j in reusable([j for j in jobs if j.id not in done], src, source):
                 job_dir = src / "jobs" / j.id
                 if job_dir.is_dir():
                     tmp = out / "jobs" / f"{_TMP}{j.id}.tmp"
