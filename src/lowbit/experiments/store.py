@@ -150,6 +150,9 @@ class Store:
                 v = None if v != v else float(v)
             fields = (job_id, k, v, a, c, version, float(wall_s), model_path, now)
             rows.append((*fields, _digest(fields, names)))
+        self._insert(rows)
+
+    def _insert(self, rows: list[tuple]) -> None:
         try:
             with self._db:  # one transaction: all rows of the job or none
                 self._db.executemany("INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
@@ -165,13 +168,7 @@ class Store:
         rows = source._db.execute("SELECT * FROM results WHERE job_id = ? ORDER BY rowid", (job_id,)).fetchall()
         if not rows:
             raise ValueError(f"job {job_id!r} is not in {str(source.path)!r}")
-        try:
-            with self._db:
-                self._db.executemany("INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-        except sqlite3.OperationalError as e:
-            if is_disk_full(e):
-                raise DiskFullError(self.path) from None
-            raise
+        self._insert(rows)
 
     def done(self) -> set[str]:
         return {r.job_id for r in self.rows()}
