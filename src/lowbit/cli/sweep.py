@@ -50,16 +50,16 @@ def run_spec(spec, args: argparse.Namespace) -> int:
     from ..experiments.reuse import check_sources, reusable
     from ..experiments.store import Store
 
+    out = args.out or Path("runs") / spec.name
     if args.dry_run:
         jobs = plan(spec)
         print(f"{spec.name} (scale {spec.scale})")
         print(describe(jobs))
+        check_sources(out, args.reuse)
         for src in args.reuse:  # what --reuse would take (nothing is written)
-            check_sources(args.out or Path("runs") / spec.name, [src])
             with Store(src, create=False) as source:
                 print(f"{len(reusable(jobs, src, source))} of them finished in {src} (--reuse takes them)")
         return 0
-    out = args.out or Path("runs") / spec.name
     t0 = time.perf_counter()
     try:
         report = sweep(
