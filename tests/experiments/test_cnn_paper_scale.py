@@ -30,18 +30,46 @@ def test_paper_scale_is_the_papers_recipe(name):
             assert (t["epochs"], t["lr"]) == (40, 1e-3)  # Table 4: 40 epochs between 1e-3 and 1e-5
 
 
+def _strip(config: dict, *keys: str) -> dict:
+    return {k: v for k, v in config.items() if k not in ("parents", *keys)}
+
+
+def _schedules(config: dict) -> str:
+    return config["recipe"]["train"]["schedule"]
+
+
 @pytest.mark.parametrize("name", CLASSIFICATION)
-def test_crop_flip_scale_is_the_default_with_augmentation_only(name):
-    """``--scale crop_flip`` (the recipe probe the README compares with the default, seed by seed) plans the same
-    jobs as ``default`` except for the task, so each pair shares model, data, recipe, seed and parents' recipe."""
-
-    def strip(config: dict) -> dict:
-        return {k: v for k, v in config.items() if k not in ("task", "parents")}
-
-    default = {j.label: j for j in plan(load_spec(study_path(name), "default"))}
+def test_crop_flip_scale_is_the_cosine_scale_with_augmentation_only(name):
+    """``--scale crop_flip`` (the recipe probe the README compares, seed by seed, with the former default, now
+    ``--scale cosine``) plans the same jobs as ``cosine`` except for the task, so each pair shares model, data,
+    recipe, seed and parents' recipe."""
+    cosine = {j.label: j for j in plan(load_spec(study_path(name), "cosine"))}
     probe = {j.label: j for j in plan(load_spec(study_path(name), "crop_flip"))}
-    assert set(probe) == set(default)
+    assert set(probe) == set(cosine)
     for label, j in probe.items():
-        d = default[label]
+        d = cosine[label]
         assert (d.config["task"], j.config["task"]) == ("classification", "image_classification_crop_flip")
-        assert strip(j.config) == strip(d.config), label
+        assert _strip(j.config, "task") == _strip(d.config, "task"), label
+
+
+@pytest.mark.parametrize("name", CLASSIFICATION)
+def test_default_is_one_cycle_and_cosine_is_the_same_grid_with_cosine_only(name):
+    """The ``default`` scale trains and retrains with one-cycle (measured the stronger schedule in ``cnn_recipe``);
+    ``--scale cosine`` is the former default: the same jobs with cosine in its place, and CLR fine-tuning keeps its
+    own cycle in both. ``seeds_cosine`` is ``cosine`` over three seeds, as ``seeds`` is ``default``."""
+    default = {j.label: j for j in plan(load_spec(study_path(name), "default"))}
+    cosine = {j.label: j for j in plan(load_spec(study_path(name), "cosine"))}
+    assert set(default) == set(cosine)
+    for label, j in default.items():
+        c = cosine[label]
+        expected = ("cyclical", "cyclical") if _schedules(j.config) == "cyclical" else ("onecycle", "cosine")
+        assert (_schedules(j.config), _schedules(c.config)) == expected, label
+        c.config["recipe"]["train"]["schedule"] = j.config["recipe"]["train"]["schedule"]
+        assert _strip(c.config) == _strip(j.config), label
+        assert j.id != c.id
+    if name != "cnn_retrain":  # two seeds in its default already: no seeds scale
+        seeds = plan(load_spec(study_path(name), "seeds"))
+        seeds_cosine = plan(load_spec(study_path(name), "seeds_cosine"))
+        assert {j.axes["seed"] for j in seeds} == {j.axes["seed"] for j in seeds_cosine} == {0, 1, 2}
+        assert {j.id for j in seeds} >= set(j.id for j in default.values())
+        assert {j.id for j in seeds_cosine} >= set(j.id for j in cosine.values())

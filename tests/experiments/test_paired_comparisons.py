@@ -144,6 +144,24 @@ def test_a_claim_on_a_method_the_scale_does_not_run_is_not_evaluated(tmp_path):
         assert sec.paragraphs == ["**W4 − float** — not evaluated (no pair of runs at this scale)."]
 
 
+def test_a_figure_panel_with_no_pairs_draws_and_the_legend_sits_on_a_panel_with_lines(tmp_path):
+    """A claim with no pairs at this scale leaves its panel empty: the figure is still written, with no matplotlib
+    warning (an empty legend warns), and the legend goes on the last panel that drew lines."""
+    import warnings
+
+    res = _run(tmp_path, seeds=(0,))
+    res.spec.raw["methods"]["W4"] = {"kind": "qat", "parent": "float"}
+    claims = [
+        {"method": "W2", "against": "float", "expect": "rises"},
+        {"method": "W4", "against": "float", "expect": "rises"},
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sec = paired_comparisons(res, claims, x_param="depth", group="block", figure="change")
+    assert [f.path for f in sec.figures] == ["figures/change.png"]
+    assert (tmp_path / "figures" / "change.png").stat().st_size > 1000
+
+
 def test_a_float_parent_pairs_with_each_bit_width_and_same_axes_pair_exactly(tmp_path):
     spec = SPEC.replace("seed = [0, 1]", "seed = [0]\nbits = [2, 4]").replace("bits = 2 } }", 'bits = "${bits}" } }')
     (tmp_path / "spec.toml").write_text(spec)

@@ -270,8 +270,11 @@ def _figure(res, name, panels, xs, groups, xname, group, ylabel, what, zero) -> 
         ax.set_xlabel(xname)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(ylabel)
-    if group:
-        axes[0][-1].legend(title=group, fontsize=7)
+    # the legend goes on the last panel that drew a line: a panel whose claim had no pairs at this scale has none,
+    # and matplotlib warns on an empty legend
+    drawn = [ax for ax in axes[0] if ax.get_legend_handles_labels()[0]]
+    if group and drawn:
+        drawn[-1].legend(title=group, fontsize=7)
     fig.tight_layout()
     path = res.out / "figures" / f"{name}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
