@@ -34,7 +34,7 @@ def _strip(config: dict, *keys: str) -> dict:
     return {k: v for k, v in config.items() if k not in ("parents", *keys)}
 
 
-def _schedules(config: dict) -> str:
+def _schedule(config: dict) -> str:
     return config["recipe"]["train"]["schedule"]
 
 
@@ -62,8 +62,8 @@ def test_default_is_one_cycle_and_cosine_is_the_same_grid_with_cosine_only(name)
     assert set(default) == set(cosine)
     for label, j in default.items():
         c = cosine[label]
-        expected = ("cyclical", "cyclical") if _schedules(j.config) == "cyclical" else ("onecycle", "cosine")
-        assert (_schedules(j.config), _schedules(c.config)) == expected, label
+        expected = ("cyclical", "cyclical") if _schedule(j.config) == "cyclical" else ("onecycle", "cosine")
+        assert (_schedule(j.config), _schedule(c.config)) == expected, label
         c.config["recipe"]["train"]["schedule"] = j.config["recipe"]["train"]["schedule"]
         assert _strip(c.config) == _strip(j.config), label
         assert j.id != c.id
