@@ -105,6 +105,41 @@ def test_scale_overlay_merges_tables_and_records_the_scale(tmp_path):
         parse_spec(tomllib.loads(tiny.to_toml()), "default", "spec.toml")
 
 
+def test_a_scale_extends_other_scales_in_order_then_its_own_fields():
+    text = DIGITS + (
+        "[scales.slow]\ntrain = { lr = 0.5, epochs = 9 }\ngrid = { seed = [7, 8] }\n"
+        '[scales.both]\nextends = ["tiny", "slow"]\ntrain = { batch_size = 8 }\n'
+        '[scales.one]\nextends = "slow"\n'
+    )
+    raw = _raw(text)
+    both = parse_spec(raw, "both", "s.toml").raw
+    # tiny (epochs 1), then slow on top (lr 0.5, epochs 9), then both's own batch_size; extends itself is dropped
+    assert both["train"] == {"epochs": 9, "batch_size": 8, "lr": 0.5} and both["grid"]["seed"] == [7, 8]
+    assert "extends" not in both and both["scale"] == "both"
+    slow, one = parse_spec(raw, "slow", "s.toml").raw, parse_spec(raw, "one", "s.toml").raw
+    assert {**one, "scale": "slow"} == slow  # a bare string is one base; nothing else differs
+    assert parse_spec(raw, None, "s.toml").raw["train"] == {"epochs": 3, "batch_size": 32, "lr": 0.01}
+
+
+@pytest.mark.parametrize(
+    "scales, message",
+    [
+        (
+            '[scales.a]\nextends = "tinny"\n',
+            "scales.a.extends = 'tinny': not a scale of this spec; accepted: a, default, tiny",
+        ),
+        ('[scales.a]\nextends = "a"\n', "scales.a.extends: the scales extend each other: a -> a"),
+        (
+            '[scales.a]\nextends = "b"\n[scales.b]\nextends = ["tiny", "a"]\n',
+            "the scales extend each other: a -> b -> a",
+        ),
+        ("[scales.a]\nextends = 3\n", "scales.a.extends = 3: expected a scale name or a list of them"),
+    ],
+)
+def test_a_wrong_extends_is_one_line_whichever_scale_runs(scales, message):
+    assert message in _err(DIGITS + scales)  # caught at the default scale too, before anything runs
+
+
 def test_shipped_study_specs_are_valid_at_every_scale():
     from lowbit.experiments.studies import study_listing, study_path
 

@@ -37,6 +37,9 @@
     bits = [2, 3]
     [scales.tiny]                      # overlays: merged over the spec when --scale tiny is given; any field
     grid = { seed = [0] }              # (tables merge key by key, other values are replaced)
+    [scales.tiny_cosine]               # extends = a scale name or a list: those overlays first, in order, then
+    extends = "tiny"                   # this one's fields on top (a scale that repeats another's changes names it)
+    train = { schedule = "cosine" }
     [report]                           # see lowbit.experiments.report: tables, figures, extras
 
 Every error is one line naming the path in the file and what is accepted (``SpecError``).
@@ -124,11 +127,38 @@ def deep_merge(base: dict, over: dict) -> dict:
     return out
 
 
+def scale_overlay(scales: dict, name: str, source: str, chain: tuple[str, ...] = ()) -> dict:
+    """The overlay of scale ``name`` with its ``extends`` applied first: a scale name or a list of them, merged in
+    order, then the scale's own fields on top. ``default`` is the spec as written (an empty overlay)."""
+    if name in chain:
+        raise SpecError(
+            f"{source}: scales.{chain[0]}.extends: the scales extend each other: {' -> '.join((*chain, name))}"
+        )
+    own = dict(scales.get(name, {}))
+    bases = own.pop("extends", [])
+    if isinstance(bases, str):
+        bases = [bases]
+    accepted = sorted({"default", *scales})
+    if not isinstance(bases, list) or not all(isinstance(b, str) for b in bases):
+        raise SpecError(f"{source}: scales.{name}.extends = {bases!r}: expected a scale name or a list of them")
+    out: dict = {}
+    for base in bases:
+        if base not in scales and base != "default":
+            raise SpecError(
+                f"{source}: scales.{name}.extends = {base!r}: not a scale of this spec; accepted: {', '.join(accepted)}"
+            )
+        out = deep_merge(out, scale_overlay(scales, base, source, (*chain, name)))
+    return deep_merge(out, own)
+
+
 def resolve_scale(raw: dict, scale: str | None, source: str) -> dict:
-    """Apply ``[scales.SCALE]`` and record ``scale``; None: the scale the spec records, else "default"."""
+    """Apply ``[scales.SCALE]`` (after the scales it ``extends``) and record ``scale``; None: the scale the spec
+    records, else "default"."""
     scales = raw.get("scales", {})
     if not isinstance(scales, dict) or not all(isinstance(v, dict) for v in scales.values()):
         raise SpecError(f"{source}: scales: expected tables [scales.NAME] of overrides")
+    for name in scales:  # a wrong `extends` is an error whichever scale runs
+        scale_overlay(scales, name, source)
     out = {k: v for k, v in raw.items() if k != "scales"}
     if scale is None:
         scale = raw.get("scale", "default")
@@ -137,7 +167,7 @@ def resolve_scale(raw: dict, scale: str | None, source: str) -> dict:
     accepted = sorted({"default", *scales})
     if scale not in accepted and "scale" not in raw:
         raise SpecError(f"{source}: --scale {scale!r} is not defined; accepted: {', '.join(accepted)}")
-    out = deep_merge(out, scales.get(scale, {}))
+    out = deep_merge(out, scale_overlay(scales, scale, source))
     out["scale"] = scale
     return out
 
