@@ -157,8 +157,7 @@ def resolve_scale(raw: dict, scale: str | None, source: str) -> dict:
     scales = raw.get("scales", {})
     if not isinstance(scales, dict) or not all(isinstance(v, dict) for v in scales.values()):
         raise SpecError(f"{source}: scales: expected tables [scales.NAME] of overrides")
-    for name in scales:  # a wrong `extends` is an error whichever scale runs
-        scale_overlay(scales, name, source)
+    overlays = {name: scale_overlay(scales, name, source) for name in scales}  # a wrong `extends` fails any scale
     out = {k: v for k, v in raw.items() if k != "scales"}
     if scale is None:
         scale = raw.get("scale", "default")
@@ -167,7 +166,7 @@ def resolve_scale(raw: dict, scale: str | None, source: str) -> dict:
     accepted = sorted({"default", *scales})
     if scale not in accepted and "scale" not in raw:
         raise SpecError(f"{source}: --scale {scale!r} is not defined; accepted: {', '.join(accepted)}")
-    out = deep_merge(out, scale_overlay(scales, scale, source))
+    out = deep_merge(out, overlays.get(scale, {}))
     out["scale"] = scale
     return out
 
