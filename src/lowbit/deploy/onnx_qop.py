@@ -31,7 +31,7 @@ Rounding: QuantizeLinear and the integer ops' requantization round half to even,
 rescaled accumulator to land exactly on k + 1/2, which with float scales essentially never happens; when it
 does, one activation moves by one step. The int32 bias (round(b/(Δx·Δw))) and the float requantization
 multiplier add at most half a step of the accumulator's scale: the exported network matches the fake-quantized
-one to within one activation step per layer (tests/test_deploy_integer.py).
+one to within one activation step per layer (tests/deploy/test_deploy_integer.py).
 """
 
 from __future__ import annotations

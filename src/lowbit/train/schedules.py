@@ -34,7 +34,7 @@ def onecycle_factor(t: int, total: int) -> float:
     """Multiplier of the peak LR at step ``t`` (0-based) of ``total`` steps: OneCycleLR's two-phase cosine rule.
 
     The same phase boundaries as PyTorch (warm-up ends at step 0.3·total − 1, annealing at total − 1), so a fit
-    with this schedule follows OneCycleLR step for step (tests/test_schedules.py checks it against PyTorch).
+    with this schedule follows OneCycleLR step for step (tests/train/test_schedules.py checks it against PyTorch).
     Deviation: momentum is not cycled (OneCycleLR's default 0.85–0.95): the optimiser keeps
     ``TrainConfig.momentum``, so the schedule is one knob, comparable with "cosine" at the same momentum.
     Runs too short for a warm-up (0.3·total − 1 <= 0) start at the peak and anneal; one step is the peak.

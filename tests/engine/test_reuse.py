@@ -7,7 +7,7 @@ from __future__ import annotations
 import sqlite3
 
 from safetensors.torch import load_file
-from specs import DIGITS
+from support.specs import DIGITS
 
 from lowbit.cli import main
 

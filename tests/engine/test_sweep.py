@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from specs import DIGITS, one_cell
+from support.specs import DIGITS, one_cell
 
 from lowbit.cli import main
 from lowbit.experiments.report.results import RunResults

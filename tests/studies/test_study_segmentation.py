@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from app_studies import reproduce_and_rebuild
+from support.app_studies import reproduce_and_rebuild
 from safetensors.torch import load_file
 from test_data_segmentation import write_isbi
 

@@ -8,7 +8,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-from specs import DIGITS
+from support.specs import DIGITS
 
 from lowbit.experiments.plan import describe, plan
 from lowbit.experiments.spec import parse_spec
@@ -56,8 +56,8 @@ def test_ids_are_stable_across_processes_and_change_with_the_config():
     ids = [j.id for j in plan(_spec())]
     assert ids == [j.id for j in plan(_spec())]
     code = (
-        f"import sys, json, tomllib; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
-        "from specs import DIGITS\n"
+        f"import sys, json, tomllib; sys.path.insert(0, {str(Path(__file__).parents[1])!r})\n"
+        "from support.specs import DIGITS\n"
         "from lowbit.experiments.plan import plan\n"
         "from lowbit.experiments.spec import parse_spec\n"
         "print(json.dumps([j.id for j in plan(parse_spec(tomllib.loads(DIGITS), None, 'd'))]))"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from app_studies import reproduce_and_rebuild, write_cifar_jpeg
+from support.app_studies import reproduce_and_rebuild, write_cifar_jpeg
 from safetensors.torch import load_file
 
 from lowbit.cli import main

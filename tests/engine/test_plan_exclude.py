@@ -6,7 +6,7 @@ from __future__ import annotations
 import tomllib
 
 import pytest
-from specs import DIGITS
+from support.specs import DIGITS
 
 from lowbit.experiments.plan import plan
 from lowbit.experiments.spec import SpecError, parse_spec

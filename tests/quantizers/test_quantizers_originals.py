@@ -22,7 +22,7 @@ from lowbit.quantizers.dorefa import quantize_grad_tensor
 
 get = lb.quantizers.get
 D = torch.float64
-SRC = Path(__file__).resolve().parents[1] / "src" / "lowbit"
+SRC = Path(__file__).resolve().parents[2] / "src" / "lowbit"
 
 
 def rnd(shape, seed=0, scale=1.0):

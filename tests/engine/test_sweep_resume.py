@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from safetensors.torch import load_file
-from specs import SPIRALS_SMALL
+from support.specs import SPIRALS_SMALL
 
 from lowbit.cli import main
 

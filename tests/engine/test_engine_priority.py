@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from app_studies import write_cifar_jpeg
+from support.app_studies import write_cifar_jpeg
 from torch import nn
 
 from lowbit.experiments.engine import _priorities, preflight, step_seconds

@@ -9,7 +9,7 @@ import tomllib
 
 import pytest
 import torch
-from specs import DIGITS
+from support.specs import DIGITS
 
 from lowbit.experiments.plan import plan
 from lowbit.experiments.spec import SpecError, parse_spec

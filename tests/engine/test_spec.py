@@ -5,7 +5,7 @@ from __future__ import annotations
 import tomllib
 
 import pytest
-from specs import DIGITS
+from support.specs import DIGITS
 
 from lowbit.experiments.spec import SpecError, load_spec, parse_spec
 

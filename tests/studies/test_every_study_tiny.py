@@ -8,12 +8,12 @@ test runs the others on small generated data in the real on-disk formats (CIFAR-
 from __future__ import annotations
 
 import pytest
-from app_studies import reproduce_and_rebuild, write_cifar_jpeg
+from support.app_studies import reproduce_and_rebuild, write_cifar_jpeg
 
 from lowbit.experiments.spec import load_spec
 from lowbit.experiments.studies import study_names, study_path
 
-# studies whose end-to-end test lives elsewhere (tests/experiments/test_*_study.py, test_study_cnn_segmentation.py)
+# studies whose end-to-end test lives elsewhere (tests/studies/test_study_*.py, test_study_cnn_segmentation.py)
 COVERED = {"spirals", "classification", "segmentation", "speech", "speech_timit", "cnn_segmentation"}
 OTHERS = [n for n in study_names() if n not in COVERED]
 
