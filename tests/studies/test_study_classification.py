@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from support.app_studies import reproduce_and_rebuild, write_cifar_jpeg
 from safetensors.torch import load_file
+from support.app_studies import reproduce_and_rebuild, write_cifar_jpeg
 
 from lowbit.cli import main
 from lowbit.experiments.report.results import RunResults

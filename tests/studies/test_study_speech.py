@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from support.app_studies import reproduce_and_rebuild
 from safetensors.torch import load_file
+from support.app_studies import reproduce_and_rebuild
 from test_data_speech import write_fsdd, write_timit
 
 from lowbit import INQ
