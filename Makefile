@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-EXTRAS := dev,audio,deploy,segmentation,digits
+EXTRAS := dev,audio,deploy,segmentation,digits,zoo
 
 .PHONY: run test core-check lint format bench clean
 
