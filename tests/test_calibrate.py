@@ -142,7 +142,7 @@ def test_unsigned_quantizer_fed_mostly_negative_values_warns_once():
     signed = act_model(get("uniform", bits=4, signed=True))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        lb.calibrate(signed, [(-torch.ones(3, 4), None)])
+        lb.calibrate(signed, [(-torch.arange(1.0, 13.0).reshape(3, 4), None)])  # not constant: no range warning
 
 
 def _data(n=64):

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .calibration import batch_statistics_for_untrained_norms, degenerate, non_finite
 from .config import LayerRule, QuantConfig
 from .nn import QUANT_TWINS, QuantMixin
 from .quantizers import Quantizer
@@ -203,14 +204,20 @@ CALIBRATION_SAMPLE = 2**20  # values kept per quantizer and batch (a fixed-seed 
 
 
 def _weight_quantizers(model: nn.Module) -> list[tuple[Quantizer, torch.Tensor]]:
+    return [(q, w) for q, w, _ in _named_weight_quantizers(model)]
+
+
+def _named_weight_quantizers(model: nn.Module) -> list[tuple[Quantizer, torch.Tensor, str]]:
+    """(quantizer, the tensor it reads, "layer.weight name") of every weight quantizer."""
     out, seen = [], set()
-    for m in model.modules():
+    for lname, m in model.named_modules():
         if isinstance(m, QuantMixin) and m.weight_quant is not None:
             for n in m.quant_weight_names:
                 q = m.weight_quantizer(n)
                 if isinstance(q, Quantizer) and (id(q), n) not in seen:
                     seen.add((id(q), n))
-                    out.append((q, m.latent_weight(n)))  # what the quantizer reads (BN-folded: W·s)
+                    # what the quantizer reads (BN-folded: W·s)
+                    out.append((q, m.latent_weight(n), f"{lname}.{n}" if lname else n))
     return out
 
 
@@ -256,7 +263,14 @@ def calibrate(
         input moved to the model's device.
 
     Warns once when more than half of the values reaching an unsigned quantizer (PACT, HWGQ, unsigned
-    uniform/LSQ/log2) are negative: it maps all of them to 0 (e.g. a normalised image fed to PACT).
+    uniform/LSQ/log2) are negative: it maps all of them to 0 (e.g. a normalised image fed to PACT); and once,
+    naming the layers, when a quantizer's tensor has no range (empty, all zero or constant: a dead ReLU, a
+    zero-initialised head), whose step then means nothing. A NaN or inf in a tensor is an error naming the layer.
+
+    A BatchNorm that has never seen a batch (running mean 0, variance 1: a randomly initialised model) normalises
+    with the calibration batches' own statistics, as training will, instead of its placeholder running ones; its
+    buffers are restored afterwards (``lowbit.calibration`` says why: eval-mode activations of such a model are
+    1e-10 of the training ones, and steps calibrated on them make training NaN).
     """
     if sample is not None and (not isinstance(sample, int) or sample < 1):
         raise ValueError(f"calibrate: sample={sample!r} is not accepted; expected a whole number >= 1 or None")
@@ -264,11 +278,14 @@ def calibrate(
     def wanted(q: Quantizer) -> bool:
         return q.needs_calibration() if only_uncalibrated else True
 
-    for q, w in _weight_quantizers(model):
+    flat: list[str] = []  # "layer (why)" of every tensor without a range
+    for q, w, wname in _named_weight_quantizers(model):
         if wanted(q):
+            _check_tensor(w.detach(), wname, q, flat)
             q.calibrate(w.detach())
     acts = {q: name for q, name in _act_quantizers(model).items() if wanted(q)}
     if not acts:
+        _warn_flat(flat)
         return model
     seen: dict[Quantizer, list[torch.Tensor]] = {q: [] for q in acts}
     gen = torch.Generator().manual_seed(0)
@@ -287,11 +304,12 @@ def calibrate(
     # the default forward feeds each batch on the model's own device (a model already on the GPU calibrates there)
     device = next(iter(model.parameters()), torch.empty(0)).device
     try:
-        for batch in batches:
-            if forward is not None:
-                forward(model, batch)
-            else:
-                model((batch[0] if isinstance(batch, (tuple, list)) else batch).to(device))
+        with batch_statistics_for_untrained_norms(model):
+            for batch in batches:
+                if forward is not None:
+                    forward(model, batch)
+                else:
+                    model((batch[0] if isinstance(batch, (tuple, list)) else batch).to(device))
     finally:
         for q in acts:
             del q.forward
@@ -303,6 +321,7 @@ def calibrate(
         x = torch.cat(xs)
         if not q.signed_input and x.numel() and float((x < 0).float().mean()) > 0.5:
             negative.append(f"{acts[q] or '<model>'} ({q.name}: {float((x < 0).float().mean()):.0%} negative)")
+        _check_tensor(x, f"{acts[q] or '<model>'} input", q, flat)
         q.calibrate(x)
     if negative:
         warnings.warn(
@@ -311,4 +330,29 @@ def calibrate(
             "(QuantConfig.quantize_input=False keeps the model input float) or use a signed quantizer.",
             stacklevel=2,
         )
+    _warn_flat(flat)
     return model
+
+
+def _check_tensor(x: torch.Tensor, where: str, q: Quantizer, flat: list[str]) -> None:
+    """Raise on NaN/inf in what ``q`` calibrates from; note a tensor without a range in ``flat``."""
+    bad = non_finite(x)
+    if bad is not None:
+        raise ValueError(
+            f"lowbit.calibrate: {where} ({q.name}) holds non-finite values ({bad}); a step calibrated on it "
+            "would be NaN. Check the model and the calibration data for NaN/inf before quantizing."
+        )
+    why = degenerate(x)
+    if why is not None:
+        flat.append(f"{where} ({q.name}: {why})")
+
+
+def _warn_flat(flat: list[str]) -> None:
+    if flat:
+        warnings.warn(
+            "lowbit.calibrate: these tensors have no spread (empty, all zero or constant), so the step or range "
+            "calibrated from them says nothing about the values the layer will see (all zero: a placeholder such "
+            f"as uniform Δ = 1, LSQ s = 0, PACT α = 10): {'; '.join(flat)}. Calibrate on data that reaches them "
+            "(a dead ReLU or a zero-initialised layer gets none), or keep those layers float (keep_float).",
+            stacklevel=3,
+        )

@@ -72,9 +72,18 @@ def _tv_vit() -> nn.Module:
     )
 
 
+def _import_timm():
+    """``import timm``: timm imports torchvision when it is installed, so its op schemas come first."""
+    try:
+        import_torchvision()
+    except ImportError:
+        pass  # timm works without torchvision
+    return importlib.import_module("timm")
+
+
 def _timm(name: str) -> Callable[[], nn.Module]:
     def build() -> nn.Module:
-        return importlib.import_module("timm").create_model(name, pretrained=False, num_classes=10)
+        return _import_timm().create_model(name, pretrained=False, num_classes=10)
 
     return build
 
@@ -202,7 +211,9 @@ def available(entry: ZooModel) -> str | None:
     if entry.needs is None:
         return None
     try:
-        import_torchvision() if entry.needs == "torchvision" else importlib.import_module(entry.needs)
+        {"torchvision": import_torchvision, "timm": _import_timm}.get(
+            entry.needs, lambda: importlib.import_module(entry.needs)
+        )()
     except ImportError as e:
         return f"{entry.name} needs {entry.needs} (pip install 'lowbit[zoo]'): {e}"
     return None

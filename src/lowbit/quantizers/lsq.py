@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from .base import ActivationGrid, ExportedCodes, Quantizer
+from .floor import floored_step
 from .registry import register
 
 S_MIN = 1e-8
@@ -109,9 +110,11 @@ class LSQQuantizer(Quantizer):
 
     @torch.no_grad()
     def init_step(self, x: torch.Tensor) -> None:
-        """s = 2·mean|v|/sqrt(Q_P) (lsq-net ``init_from``); 0 for an all-zero tensor (then clamped to 1e-8)."""
+        """s = 2·mean|v|/sqrt(Q_P) (lsq-net ``init_from``), at least RMS/(16·Q_P) (``floor.py``: on a tensor that is
+        mostly zeros mean|v| is tiny and the grid would clip nearly everything); 0 for an all-zero tensor (then
+        clamped to 1e-8)."""
         m = float(x.abs().mean()) if x.numel() else 0.0
-        self.s.fill_(2 * m / math.sqrt(self.qp))
+        self.s.fill_(floored_step(2 * m / math.sqrt(self.qp), x, self.qp, self.signed))
         self.initialized.fill_(True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from .base import ActivationGrid, Quantizer
+from .floor import floored_step
 from .registry import register
 
 ALPHA_MIN = 1e-3
@@ -116,13 +117,14 @@ class PACTQuantizer(Quantizer):
 
     @torch.no_grad()
     def calibrate(self, x: torch.Tensor) -> None:
-        """α = the ``percentile``-th percentile (nearest rank) of ``x``; kept when that is not positive.
+        """α = the ``percentile``-th percentile (nearest rank) of ``x``, at least RMS(max(x, 0))/16 (``floor.py``:
+        on a tensor that is more than 99.99 % zeros the percentile is 0); kept when that is not positive.
 
         A fixed ``alpha`` given to the constructor is never overwritten.
         """
         if self.alpha_init is not None or x.numel() == 0:
             return
-        a = percentile_nearest_rank(x.detach(), self.percentile)
+        a = floored_step(percentile_nearest_rank(x.detach(), self.percentile), x, 1, signed=False)
         if a > 0 and math.isfinite(a):
             self.alpha.fill_(max(a, ALPHA_MIN))
         self._calibrated = True

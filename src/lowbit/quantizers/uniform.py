@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from .base import ActivationGrid, ExportedCodes, Quantizer
+from .floor import floored_step
 from .l2_step import l2_opt_step
 from .registry import register
 from .rounding import round_half_up, sgn
@@ -183,9 +184,17 @@ class UniformQuantizer(Quantizer):
             self.step, self.zero_point = (step, z) if self.per_channel else (step[0], z[0])
         elif self.per_channel:
             rows = self._rows(x)
-            self.step = torch.tensor([l2_opt_step(r, self.bits, self.signed) for r in rows], device=x.device)
+            self.step = torch.tensor([self._l2_step(r) for r in rows], device=x.device)
         else:
-            self.step = torch.tensor(l2_opt_step(x, self.bits, self.signed), device=x.device)
+            self.step = torch.tensor(self._l2_step(x), device=x.device)
+
+    def _l2_step(self, x: torch.Tensor) -> float:
+        """The L2-optimal Δ (spec §2.2/§2.3), floored so that the top level is >= RMS/16 (``floor.py``: only a
+        degenerate solution is ever below it). Signed 1 bit (Δ = mean|x|, spec §2.1) clips nothing: no floor."""
+        step = l2_opt_step(x, self.bits, self.signed)
+        if self.signed and self.bits == 1:
+            return step
+        return floored_step(step, x, 2 ** (self.bits - 1) - 1 if self.signed else 2**self.bits - 1, self.signed)
 
     def _bcast(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         # (C_out,) -> (C_out, 1, ..., 1) so that it broadcasts against a (C_out, ...) weight
