@@ -17,6 +17,7 @@ from .api import (
     quantizer_parameters,
 )
 from .config import LayerRule, QuantConfig
+from .coverage import float_layers
 from .deploy import freeze, summary
 from .inq import INQ, INQWeight
 from .nn import add_gradient_quantization, add_xnor_input_scaling
@@ -32,6 +33,7 @@ __all__ = [
     "QuantConfig",
     "calibrate",
     "check_optimizer",
+    "float_layers",
     "load_float_state_dict",
     "quantizer_parameters",
     "models",

@@ -12,15 +12,33 @@ from typing import Any
 import torch
 from torch import nn
 
-from .calibration import batch_statistics_for_untrained_norms, degenerate, non_finite
+from .calibration import batch_statistics_for_untrained_norms, degenerate
 from .config import LayerRule, QuantConfig
-from .nn import QUANT_TWINS, QuantMixin
+from .coverage import warn_coverage
+from .finite import non_finite
+from .nn import QuantMixin
+from .nn.equivalents import float_base, is_opaque, twin_for
 from .quantizers import Quantizer
 
 
 def quantizable_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """(qualified name, module) of every layer ``quantize_`` can swap or has swapped, in registration order."""
-    return [(n, m) for n, m in model.named_modules() if type(m) in QUANT_TWINS or isinstance(m, QuantMixin)]
+    """(qualified name, module) of every layer ``quantize_`` can swap or has swapped, in registration order.
+
+    A layer is a twin, or an instance of a class with a twin or of a subclass of one (``lowbit.nn.equivalents``:
+    a subclass whose forward lowbit cannot honour is listed too, so that ``keep_float`` can name it, and
+    ``quantize_`` refuses to quantize it). Layers inside a twin or inside a module whose forward reads their
+    weights directly (``nn.MultiheadAttention``'s ``out_proj``) are not layers of their own.
+    """
+    out: list[tuple[str, nn.Module]] = []
+    opaque: list[str] = []  # name prefixes of the modules whose descendants are skipped
+    for n, m in model.named_modules():
+        if any(n.startswith(p) for p in opaque):
+            continue
+        if isinstance(m, QuantMixin) or float_base(type(m)) is not None:
+            out.append((n, m))
+        if is_opaque(m):
+            opaque.append(f"{n}." if n else "")
+    return out
 
 
 def select(selector: str, names: list[str]) -> list[str]:
@@ -79,6 +97,11 @@ def quantize_(model: nn.Module, config: QuantConfig, optimizer: torch.optim.Opti
     layer). Layers kept float stay the original modules. Already-quantized twins are re-configured.
     Returns ``model`` (or the new module when ``model`` itself is a single quantizable layer).
 
+    Subclasses of the float layers take their base's twin when their forward computes the base's
+    (``lowbit.nn.equivalents``); one whose forward lowbit cannot honour raises ``UnsupportedLayerError`` naming
+    it, before anything is swapped. Warns (one warning, the biggest float modules listed) when the config
+    quantizes no layer, or leaves more than half of the weights float (``float_layers`` lists them).
+
     The twins keep the float layers' own weight Parameters, so an optimizer built before the swap still
     updates the weights; but the quantizers' new parameters (PACT's α, LSQ's steps, TTQ's scales) are not in
     it and would never train. Pass that ``optimizer`` here to add them to it (one new parameter group with
@@ -94,6 +117,12 @@ def quantize_(model: nn.Module, config: QuantConfig, optimizer: torch.optim.Opti
 
         fold_bn_(model)
     decisions = plan(model, config)
+    # every twin class first: a layer lowbit cannot honour is refused before any layer is swapped
+    twins = {
+        name: twin_for(model.get_submodule(name) if name else model, name)
+        for name, rule in decisions.items()
+        if rule is not None and (rule.weight is not None or rule.act is not None)
+    }
     root = model
     for name, rule in decisions.items():
         module = model.get_submodule(name) if name else model
@@ -105,7 +134,7 @@ def quantize_(model: nn.Module, config: QuantConfig, optimizer: torch.optim.Opti
         if isinstance(module, QuantMixin):
             module._set_quantizers(wq, aq)
             continue
-        twin = QUANT_TWINS[type(module)].from_float(module, wq, aq)
+        twin = twins[name].from_float(module, wq, aq)
         if name:
             _set_submodule(model, name, twin)
         else:
@@ -114,6 +143,8 @@ def quantize_(model: nn.Module, config: QuantConfig, optimizer: torch.optim.Opti
         missing = _missing_from(root, optimizer)
         if missing:
             optimizer.add_param_group({"params": missing})
+    # loud, never silently float: nothing quantized, or most weights left float (lowbit.coverage)
+    warn_coverage(root, len(twins), len(decisions), weights_expected=config.weight is not None)
     return root
 
 
@@ -122,7 +153,11 @@ def _describe(q: Quantizer | None) -> dict[str, Any] | None:
 
 
 def quantization_map(model: nn.Module) -> dict[str, dict[str, Any]]:
-    """What each quantizable layer got: {name: {"type", "weight", "act"}} (None = float)."""
+    """What each quantizable layer got: {name: {"type", "weight", "act"}} (None = float).
+
+    Only quantizable layers (what ``quantize_`` can be told about, and what ``serialize`` rebuilds from):
+    ``float_layers(model)`` lists every weight-bearing module left float, those without a twin included.
+    """
     out = {}
     for name, m in quantizable_layers(model):
         wq = m.weight_quant if isinstance(m, QuantMixin) else None

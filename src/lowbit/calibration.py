@@ -62,12 +62,3 @@ def degenerate(x: torch.Tensor) -> str | None:
     if lo == hi:
         return f"constant {lo:.4g}"
     return None
-
-
-def non_finite(x: torch.Tensor) -> str | None:
-    """'N NaN, M inf of K values' when ``x`` holds non-finite values, else None."""
-    bad = ~torch.isfinite(x)
-    if not bool(bad.any()):
-        return None
-    nan = int(torch.isnan(x).sum())
-    return f"{nan} NaN, {int(bad.sum()) - nan} inf of {x.numel()} values"

@@ -22,7 +22,8 @@ from torch import nn
 
 from .api import _match_all, quantizable_layers, quantize_
 from .config import LayerRule, QuantConfig
-from .nn import QUANT_TWINS, QuantMixin
+from .nn import QuantMixin
+from .nn.equivalents import twin_for
 from .quantizers import Quantizer
 from .quantizers.base import ExportedCodes
 from .quantizers.pot import inq_exponents, inq_levels, inq_round, pow2_export
@@ -164,8 +165,8 @@ class INQ:
         names = [n for n, _ in layers]
         kept = {n for hits in _match_all(keep_float, names, "keep_float").values() for n in hits}
         mods = dict(layers)
-        weighted = [n for n in names if n not in kept and _weight_names(mods[n])]  # activation points have none
-        rules = {n: LayerRule(weight=INQWeight(bits, _weight_names(mods[n]))) for n in weighted}
+        weighted = [n for n in names if n not in kept and _weight_names(mods[n], n)]  # activation points have none
+        rules = {n: LayerRule(weight=INQWeight(bits, _weight_names(mods[n], n))) for n in weighted}
         if not rules:
             return []
         quantize_(model, QuantConfig(rules=rules))
@@ -269,9 +270,9 @@ class INQ:
         }
 
 
-def _weight_names(module: nn.Module) -> tuple[str, ...]:
+def _weight_names(module: nn.Module, name: str = "") -> tuple[str, ...]:
     # A float layer does not know its twin's weight names; twins with several (recurrent) say so via weight_names_of.
-    names_of = getattr(QUANT_TWINS.get(type(module)), "weight_names_of", None)
+    names_of = getattr(twin_for(module, name), "weight_names_of", None)
     if names_of is not None:
         return tuple(names_of(module))
     return tuple(getattr(module, "quant_weight_names", ("weight",)))

@@ -14,6 +14,7 @@ from torch import nn
 from . import inq, quantizers  # noqa: F401  (importing inq registers INQ's per-layer state "inq" for get)
 from .api import quantization_map, quantize_
 from .config import LayerRule, QuantConfig
+from .finite import require_finite
 from .models import create_model
 from .train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
@@ -42,7 +43,11 @@ def apply_quantization_map(model: nn.Module, qmap: dict[str, dict[str, Any]]) ->
 def save_model(
     path: str | Path, model: nn.Module, name: str, extra: dict[str, Any] | None = None, **kwargs: Any
 ) -> None:
-    """Save ``model`` (built by ``create_model(name, **kwargs)``) with its quantization and state."""
+    """Save ``model`` (built by ``create_model(name, **kwargs)``) with its quantization and state.
+
+    A NaN or inf in the model (weights, norm statistics, quantizer steps) is a ValueError naming the layer;
+    nothing is written (the file is written atomically: complete or absent)."""
+    require_finite(model, "save_model")
     frozen = [n for n, e in quantization_map(model).items() if (e.get("weight") or {}).get("name") == "frozen"]
     if frozen:  # integer codes are the deploy layer's format: a model file holds latent weights + quantizers
         raise ValueError(

@@ -33,6 +33,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..finite import non_finite, require_finite
 from ..nn import QuantMixin
 from ..quantizers import Quantizer
 from ..quantizers.pot import encode_pow2  # noqa: F401  (re-exported: freeze.encode_pow2)
@@ -231,28 +232,46 @@ def freeze(model: nn.Module) -> nn.Module:
     """Turn every quantized layer's latent weights into integer codes + scales, in place; returns ``model``.
 
     Layers without a weight quantizer (kept float) are left as they are. Activation quantizers stay.
+    A NaN or inf anywhere in the model (weights, steps, ranges), or a quantized weight that comes out non-finite,
+    is a ValueError naming the layer; every layer's codes are computed before any layer is changed, so a refused
+    model is left exactly as it was.
     """
-    for _, m in model.named_modules():
+    require_finite(model, "lowbit.freeze")
+    frozen = []
+    for lname, m in model.named_modules():
         if not isinstance(m, QuantMixin) or m.weight_quant is None or isinstance(m.weight_quant, FrozenWeight):
             continue
-        was_training = m.training
-        m.eval()
-        try:
-            schemes, buffers = {}, {}
-            for n in m.quant_weight_names:
-                w = m.latent_weight(n).detach()
-                qw = m.quantized_weight(n).detach().clone()
-                # recurrent twins keep one quantizer copy per matrix (``weight_quantizer``)
-                q = m.weight_quantizer(n) if hasattr(m, "weight_quantizer") else m.weight_quant
-                schemes[n], buffers[n] = _freeze_tensor(q, w, qw, n)
-            fw = FrozenWeight(schemes)
-            for n, bufs in buffers.items():
-                for k, v in bufs.items():
-                    setattr(fw, f"{k}_{n}", v)
-            install(m, fw)
-        finally:
-            m.train(was_training)
+        frozen.append((m, _frozen_weight(m, lname)))
+    for m, fw in frozen:
+        install(m, fw)
     return model
+
+
+def _frozen_weight(m: nn.Module, lname: str) -> FrozenWeight:
+    """The ``FrozenWeight`` of one quantized layer (its eval-mode quantized weights as codes + scales)."""
+    was_training = m.training
+    m.eval()
+    try:
+        schemes, buffers = {}, {}
+        for n in m.quant_weight_names:
+            w = m.latent_weight(n).detach()
+            qw = m.quantized_weight(n).detach().clone()
+            # recurrent twins keep one quantizer copy per matrix (``weight_quantizer``)
+            q = m.weight_quantizer(n) if hasattr(m, "weight_quantizer") else m.weight_quant
+            bad = non_finite(qw)
+            if bad is not None:
+                raise ValueError(
+                    f"lowbit.freeze: layer {lname!r}: the {q.name} quantizer turns the finite {n} into non-finite "
+                    f"values ({bad}); its state {q.state_dict()} is degenerate"
+                )
+            schemes[n], buffers[n] = _freeze_tensor(q, w, qw, n)
+    finally:
+        m.train(was_training)
+    fw = FrozenWeight(schemes)
+    for n, bufs in buffers.items():
+        for k, v in bufs.items():
+            setattr(fw, f"{k}_{n}", v)
+    return fw
 
 
 def frozen_skeleton(layer: nn.Module, schemes: dict[str, dict[str, Any]]) -> None:

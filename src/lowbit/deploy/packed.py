@@ -30,6 +30,7 @@ from torch import nn
 
 from ..api import quantization_map
 from ..fileio import atomic_write_bytes
+from ..finite import require_finite
 from .freeze import FrozenWeight, freeze, frozen_skeleton, is_frozen
 from .packing import pack_bits, packed_nbytes, to_signed, to_unsigned, unpack_bits
 
@@ -93,8 +94,9 @@ def save_packed(
     """Write ``model`` (frozen first, on a copy, if it is not yet) as a ``.lowbit`` file; returns the path.
 
     ``model_name``/``model_kwargs`` (the model registry entry) let ``load_packed(path)`` rebuild the model
-    without being handed one.
+    without being handed one. A NaN or inf in the model is a ValueError naming the layer (nothing is written).
     """
+    require_finite(model, "save_packed")
     if not is_frozen(model):
         model = freeze(copy.deepcopy(model))
     qmap = quantization_map(model)

@@ -8,6 +8,11 @@ same layers' parameters and buffers at 4 bytes per floating-point element (integ
 MACs (multiply-accumulates per example) are counted with forward hooks on Linear/Conv layers when an
 example input is given, keyed by precision "W<bits>/A<bits>" (32 = float).
 
+Coverage: ``totals["float_layers"]`` is ``lowbit.float_layers(model)``, every weight-bearing module left float
+(kept float by the config, or without a quantized twin: embeddings, norms, attention, ...) with its share of the
+parameters, and ``totals["float_share"]`` their sum; each row says whether its layer is one of them (``float``:
+the reason, or None). The text table ends with that list.
+
 Two byte figures, labelled apart because they count different things:
   ``model_bytes``  the tensors as stored (the payload of the ``.lowbit`` file, byte for byte), and
                    ``compression_ratio`` = float32_bytes / model_bytes;
@@ -29,6 +34,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..coverage import float_layers
+from ..nn.equivalents import is_opaque
 from ..quantizers import Quantizer
 from .freeze import FrozenWeight, freeze, is_frozen
 from .packed import packed_codes, save_packed
@@ -74,6 +81,7 @@ class SummaryTable:
             )
         if t.get("macs"):
             out.append("MACs per example: " + ", ".join(f"{k}: {v}" for k, v in t["macs"].items()))
+        out += _float_lines(t.get("float_layers") or {}, t.get("float_share", 0.0))
         return "\n".join(out)
 
     __repr__ = __str__
@@ -83,6 +91,24 @@ class SummaryTable:
         t = self.totals
         t["file_bytes"] = int(n)
         t["file_compression_ratio"] = t["float32_bytes"] / n if n else float("nan")
+
+
+FLOAT_LINES = 10  # the text table lists the biggest float modules, then a count of the rest
+
+
+def _float_lines(flt: dict[str, dict[str, Any]], share: float) -> list[str]:
+    if not flt:
+        return ["left float: none (every weight-bearing module is quantized)"]
+    top = sorted(flt.items(), key=lambda kv: -kv[1]["params"])
+    out = [f"left float: {share:.1%} of the parameters, in {len(flt)} module(s) (largest first):"]
+    out += [
+        f"  {n or '(model)'}  {e['type']}  {e['reason']}  {e['params']} params  {e['share']:.1%}"
+        for n, e in top[:FLOAT_LINES]
+    ]
+    if len(top) > FLOAT_LINES:
+        rest = top[FLOAT_LINES:]
+        out.append(f"  ... {len(rest)} more ({sum(e['share'] for _, e in rest):.1%}; lowbit.float_layers lists all)")
+    return out
 
 
 def _owner(name: str, owners: set[str]) -> str:
@@ -171,6 +197,7 @@ def summary(
     ``model_name``/``model_kwargs``: the registry entry ``save_packed`` would record; they only change
     ``file_bytes`` (the metadata then names the model).
     """
+    flt = float_layers(model)
     frozen = copy.deepcopy(model) if is_frozen(model) else freeze(copy.deepcopy(model))
     frozen.eval()  # on a copy: the model passed in keeps its mode
     codes = packed_codes(frozen)
@@ -214,6 +241,7 @@ def summary(
                 "memory_bytes": mem[n],
                 "float32_bytes": f32[n],
                 "macs": macs.get(n, {}),
+                "float": _float_reason(n, flt, frozen),
             }
         )
     total_macs: dict[str, int] = {}
@@ -228,9 +256,24 @@ def summary(
         "float32_bytes": float_bytes,
         "compression_ratio": float_bytes / model_bytes if model_bytes else float("nan"),
         "macs": total_macs,
+        "float_layers": flt,
+        "float_share": sum(e["share"] for e in flt.values()),
     }
     table.set_file_bytes(_packed_file_bytes(frozen, model_name, model_kwargs))
     return table
+
+
+def _float_reason(name: str, flt: dict[str, dict[str, Any]], model: nn.Module) -> str | None:
+    """The reason row ``name`` is float: its own ``float_layers`` entry, or that of an opaque ancestor whose entry
+    holds all its parameters (``nn.MultiheadAttention`` and its ``out_proj``); None when it is quantized."""
+    if name in flt:
+        return flt[name]["reason"]
+    parts = name.split(".")
+    for k in range(len(parts) - 1, -1, -1):
+        a = ".".join(parts[:k])
+        if a in flt and is_opaque(model.get_submodule(a)):
+            return flt[a]["reason"]
+    return None
 
 
 def _packed_file_bytes(frozen: nn.Module, model_name: str | None, model_kwargs: dict[str, Any] | None) -> int:

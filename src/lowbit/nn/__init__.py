@@ -1,6 +1,7 @@
 """Quantized modules: thin twins of the float layers, and the table ``quantize_`` swaps with."""
 
 from .act_point import ActPoint, QuantActPoint
+from .equivalents import UnsupportedLayerError, float_base, register_equivalent, twin_for
 from .hooks import XNORInputScaling, add_gradient_quantization, add_xnor_input_scaling
 from .linear import QuantConv1d, QuantConv2d, QuantLinear
 from .qmodule import QUANT_TWINS, QuantMixin, register_twin
@@ -20,8 +21,12 @@ __all__ = [
     "QuantRNN",
     "ShiftBatchNorm1d",
     "ShiftBatchNorm2d",
+    "UnsupportedLayerError",
     "XNORInputScaling",
     "add_gradient_quantization",
     "add_xnor_input_scaling",
+    "float_base",
+    "register_equivalent",
     "register_twin",
+    "twin_for",
 ]
