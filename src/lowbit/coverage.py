@@ -123,6 +123,7 @@ def warn_coverage(model: nn.Module, quantized_layers: int, quantizable: int, wei
     if weights_expected and share > FLOAT_WARN_SHARE:
         warnings.warn(
             f"lowbit.quantize_: {share:.0%} of the model's weights stay float; the biggest float modules: {listing}. "
-            "lowbit.float_layers(model) lists them all; quantize a kept layer by narrowing keep_float, or accept it",
+            "lowbit.float_layers(model) lists them all ('kept float': narrow keep_float or the rules; 'no twin': "
+            "lowbit has no quantized form of that module)",
             stacklevel=3,
         )

@@ -261,7 +261,7 @@ def _frozen_weight(m: nn.Module, lname: str) -> FrozenWeight:
             bad = non_finite(qw)
             if bad is not None:
                 raise ValueError(
-                    f"lowbit.freeze: layer {lname!r}: the {q.name} quantizer turns the finite {n} into non-finite "
+                    f"lowbit.freeze: layer {lname!r}: the {q.name or type(q).__name__} quantizer turns the finite {n} into non-finite "
                     f"values ({bad}); its state {q.state_dict()} is degenerate"
                 )
             schemes[n], buffers[n] = _freeze_tensor(q, w, qw, n)
