@@ -200,7 +200,7 @@ def test_fuzz_packed_metadata_with_valid_checksum(files):
 
 def _spec_reader(tmp_path):
     """The study spec loader on a tiny valid spec (which must load: a broken loader fails here, never skips)."""
-    from lowbit.experiments.spec import load_spec
+    from lowbit.engine.spec import load_spec
 
     p = tmp_path / "spec.toml"
     p.write_text(SPEC)
@@ -261,7 +261,7 @@ def test_fuzz_toml_specs(files, tmp_path):
 
 def test_fuzz_result_store(files, tmp_path, monkeypatch):
     """results.sqlite: an altered store is an error (StoreError / a ValueError), or it reads the same rows."""
-    store_mod = pytest.importorskip("lowbit.experiments.store", reason="the result store is not in this tree")
+    store_mod = pytest.importorskip("lowbit.engine.store", reason="the result store is not in this tree")
     # a flipped "read version" byte makes SQLite report "database is locked" only after the store's busy
     # timeout (meant for a live concurrent reader): the same StoreError, 60x sooner
     connect = store_mod.sqlite3.connect
@@ -294,7 +294,7 @@ def test_altered_or_missing_store_rows_are_refused(tmp_path):
     """SQLite keeps no checksum of its own: an edited value, or a job that lost one of its rows, must not read."""
     import sqlite3
 
-    store_mod = pytest.importorskip("lowbit.experiments.store", reason="the result store is not in this tree")
+    store_mod = pytest.importorskip("lowbit.engine.store", reason="the result store is not in this tree")
     with store_mod.Store(tmp_path) as s:
         s.add_job("a", {"accuracy": 90.0, "loss": 0.5}, {"model": "m", "method": "float"}, {"k": 1}, 1.0, None)
         s.add_job("b", {"accuracy": float("nan"), "n": 3}, {"model": "m", "method": "W2"}, {"k": 2}, 1.0, None)

@@ -113,10 +113,10 @@ def test_reproduce_errors(tmp_path, capsys):
 
 
 def test_help_for_every_command(capsys):
-    from lowbit.cli import _MODULES
+    from lowbit.cli import COMMANDS
 
-    assert {"sweep", "results", "run", "reproduce", "report"} <= set(_MODULES)
-    for name in _MODULES:
+    assert {"sweep", "results", "run", "reproduce", "report"} <= set(COMMANDS.names())
+    for name in COMMANDS.names():
         with pytest.raises(SystemExit) as e:
             main([name, "--help"])
         assert e.value.code == 0

@@ -11,8 +11,8 @@ import torch
 from PIL import Image
 
 from lowbit.data.idx import write_idx
-from lowbit.experiments.datasets import build_dataset, dataset_names
-from lowbit.experiments.models import build_model, check_fit, model_kwargs
+from lowbit.data.sets import build_dataset, dataset_names
+from lowbit.engine.models import build_model, check_fit, model_kwargs
 from lowbit.models import TEST_KWARGS, model_names
 
 CLASSIFICATION_SETS = {

@@ -16,8 +16,8 @@ def test_a_worker_killed_between_jobs_is_reported_at_the_next_submit():
 
     import pytest
 
-    from lowbit.experiments.backends import WorkerDied
-    from lowbit.experiments.backends.local import LocalBackend
+    from lowbit.engine.backends import WorkerDied
+    from lowbit.engine.backends.local import LocalBackend
 
     be = LocalBackend(2)
     try:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lowbit.experiments.backends import make_backend
-from lowbit.experiments.engine import sweep
-from lowbit.experiments.plan import plan
-from lowbit.experiments.spec import SpecError, parse_spec
+from lowbit.engine.backends import make_backend
+from lowbit.engine.plan import plan
+from lowbit.engine.run import sweep
+from lowbit.engine.spec import SpecError, parse_spec
 
 SMALL = """
 name = "edges"
@@ -82,7 +82,7 @@ def test_one_worker_backend_gives_back_the_callers_thread_count():
 
 def test_a_qat_job_is_placed_on_its_training_device_before_it_is_calibrated(tmp_path, monkeypatch):
     """Calibration and the metrics before retraining run where training will (a paper-scale job on a GPU)."""
-    from lowbit.experiments import steps
+    from lowbit.engine import steps
 
     events = []
     real_place, real_quantize = steps.place, steps._Ctx.quantize

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from lowbit.experiments.report.comparisons import paired_comparisons
-from lowbit.experiments.report.results import RunResults
-from lowbit.experiments.spec import SpecError, parse_spec
-from lowbit.experiments.store import Store
+from lowbit.engine.report.comparisons import paired_comparisons
+from lowbit.engine.report.results import RunResults
+from lowbit.engine.spec import SpecError, parse_spec
+from lowbit.engine.store import Store
 
 SPEC = """
 name = "pairs"

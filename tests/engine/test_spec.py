@@ -7,7 +7,7 @@ import tomllib
 import pytest
 from support.specs import DIGITS
 
-from lowbit.experiments.spec import SpecError, load_spec, parse_spec
+from lowbit.engine.spec import SpecError, load_spec, parse_spec
 
 
 def _raw(text: str = DIGITS) -> dict:
@@ -141,7 +141,7 @@ def test_a_wrong_extends_is_one_line_whichever_scale_runs(scales, message):
 
 
 def test_shipped_study_specs_are_valid_at_every_scale():
-    from lowbit.experiments.studies import study_listing, study_path
+    from lowbit.studies import study_listing, study_path
 
     for name, _, scales in study_listing():
         for scale in scales:

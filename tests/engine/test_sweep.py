@@ -8,7 +8,7 @@ import pytest
 from support.specs import DIGITS, one_cell
 
 from lowbit.cli import main
-from lowbit.experiments.report.results import RunResults
+from lowbit.engine.report.results import RunResults
 from lowbit.runlock import RunLock
 
 
@@ -85,8 +85,8 @@ def test_run_a_one_cell_spec_and_refuse_a_grid(tmp_path, capsys):
 def test_an_ensemble_averages_its_members_probabilities(tmp_path):
     import torch
 
-    from lowbit.experiments.datasets import load_data
-    from lowbit.experiments.spec import load_spec
+    from lowbit.data.sets import load_data
+    from lowbit.engine.spec import load_spec
     from lowbit.serialize import load_model
 
     spec = tmp_path / "digits.toml"

@@ -266,7 +266,7 @@ def test_save_load_round_trip(tmp_path, monkeypatch):
     def tiny_lstm(hidden: int = 6) -> nn.Module:
         return nn.Sequential(nn.LSTM(4, hidden, bidirectional=True, batch_first=True))
 
-    monkeypatch.setitem(registry._MODELS, "test_tiny_lstm", tiny_lstm)
+    monkeypatch.setitem(registry.MODELS._entries, "test_tiny_lstm", tiny_lstm)
     model = lb.quantize_(
         tiny_lstm(),
         lb.QuantConfig(weight=get("uniform", bits=4), act=get("uniform", bits=6, signed=True), quantize_input=True),

@@ -9,19 +9,19 @@ import torch
 
 import lowbit as lb
 from lowbit.cli import main
-from lowbit.experiments.design import (
+from lowbit.engine.plan import plan
+from lowbit.engine.spec import parse_spec
+from lowbit.models import create_model
+from lowbit.models.resnet_cifar import TABLE5
+from lowbit.models.resnet_cifar import param_count as real_count
+from lowbit.studies.design import (
     Candidate,
     design_spec,
     enumerate_candidates,
     param_count,
     parse_precision,
 )
-from lowbit.experiments.design_report import rank
-from lowbit.experiments.plan import plan
-from lowbit.experiments.spec import parse_spec
-from lowbit.models import create_model
-from lowbit.models.resnet_cifar import TABLE5
-from lowbit.models.resnet_cifar import param_count as real_count
+from lowbit.studies.design_report import rank
 
 
 def _real(c: Candidate, **kw) -> int:
@@ -156,7 +156,7 @@ def test_tiny_end_to_end_ranks_and_writes_table_and_plot(tmp_path, capsys):
 def test_noise_band_and_the_paper_check_say_how_sure():
     """Two binomial standard errors of a difference of accuracies, by hand; the check names the paper's depth as
     within noise of the best one, or beyond it, or agreeing."""
-    from lowbit.experiments.design_report import Ranked, n_scored, noise_band, paper_check, within_noise
+    from lowbit.studies.design_report import Ranked, n_scored, noise_band, paper_check, within_noise
 
     assert noise_band(33.2, 31.0, 1000) == pytest.approx(200 * ((0.332 * 0.668 + 0.31 * 0.69) / 1000) ** 0.5)
     assert noise_band(50.0, 50.0, 100) == pytest.approx(200 * (0.5 / 100) ** 0.5)  # 14.1 points on 100 images

@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 from support.app_studies import reproduce_and_rebuild, write_cifar_jpeg
 
-from lowbit.experiments.spec import load_spec
-from lowbit.experiments.studies import study_names, study_path
+from lowbit.engine.spec import load_spec
+from lowbit.studies import study_names, study_path
 
 # studies whose end-to-end test lives elsewhere (tests/studies/test_study_*.py, test_study_cnn_segmentation.py)
 COVERED = {"spirals", "classification", "segmentation", "speech", "speech_timit", "cnn_segmentation"}

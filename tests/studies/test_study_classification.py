@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 from support.app_studies import reproduce_and_rebuild, write_cifar_jpeg
 
 from lowbit.cli import main
-from lowbit.experiments.report.results import RunResults
+from lowbit.engine.report.results import RunResults
 from lowbit.metrics.classification import top1_accuracy
 
 
@@ -76,6 +76,6 @@ def test_tiny_end_to_end_and_report_from_the_store(tmp_path, cifar):
 
 
 def _test_labels(res: RunResults):
-    from lowbit.experiments.datasets import load_data
+    from lowbit.data.sets import load_data
 
     return load_data(res.spec.data).test.tensors[1]

@@ -7,11 +7,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 from support.app_studies import reproduce_and_rebuild
-from test_data_segmentation import write_isbi
+from support.data_files import write_isbi
 
 from lowbit.cli import main
-from lowbit.experiments.report.results import RunResults
-from lowbit.experiments.tasks_segmentation import score
+from lowbit.engine.report.results import RunResults
+from lowbit.tasks.segmentation import score
 
 
 def test_score_uses_membrane_dice_and_cell_objects():

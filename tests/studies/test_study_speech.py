@@ -7,28 +7,15 @@ import pytest
 import torch
 from safetensors.torch import load_file
 from support.app_studies import reproduce_and_rebuild
-from test_data_speech import write_fsdd, write_timit
+from support.data_files import write_fsdd, write_timit
 
-from lowbit import INQ
 from lowbit.cli import main
-from lowbit.experiments.memory import memory_metrics, weight_memory
-from lowbit.experiments.report.results import RunResults
-from lowbit.experiments.tasks import get_task
-from lowbit.models import create_model
-
-
-def test_weight_memory_hand_count():
-    m = create_model("deepspeech", n_input=4, n_hidden=3, n_classes=2)
-    # weights: 4*3 + 3*3 + 3*3 + (w4, wf, wb) 3*3*3 + 3*3 + 3*2 = 72; biases: 3+3+3+3+3+2 = 17
-    assert weight_memory(m) == {"params": 89, "bits": 89 * 32, "float_bits": 89 * 32}
-    INQ(m, bits=5)
-    assert weight_memory(m) == {"params": 89, "bits": 72 * 5 + 17 * 32, "float_bits": 89 * 32}
-    mm = memory_metrics(m)
-    assert mm["weight_kib"] == (72 * 5 + 17 * 32) / 8192 and mm["memory_reduction"] == 89 * 32 / (72 * 5 + 17 * 32)
+from lowbit.engine.report.results import RunResults
+from lowbit.tasks import get_task
 
 
 def test_ctc_metrics_decode_each_utterance_up_to_its_length():
-    from lowbit.experiments.datasets_speech import Utterances
+    from lowbit.data.sets.speech import Utterances
 
     seen = []
     data = Utterances([(torch.zeros(3, 2), torch.tensor([1])), (torch.zeros(2, 2), torch.tensor([2]))], seen.append)
@@ -71,7 +58,7 @@ def test_tiny_end_to_end_and_report_from_the_store(tmp_path, speech_data):
     e = next(j for j in jobs if j.axes["method"] == "E_float" and j.axes["members"] == 2)
     assert [res.jobs[p].axes["seed"] for p in e.config["parents"]] == [0, 1]
     probs = torch.stack([load_file(str(out / "jobs" / p / "probs.safetensors"))["probs"] for p in e.config["parents"]])
-    from lowbit.experiments.datasets import load_data
+    from lowbit.data.sets import load_data
 
     test = load_data(res.spec.data).test
     assert e.metrics["wer"] == pytest.approx(get_task("ctc").metrics(probs.mean(0), test)["wer"])

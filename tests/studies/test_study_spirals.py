@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from lowbit.cli import main
-from lowbit.experiments.report.results import RunResults
+from lowbit.engine.report.results import RunResults
 
 
 def test_spirals_tiny_end_to_end_and_report_from_the_store_alone(tmp_path, capsys):

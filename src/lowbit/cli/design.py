@@ -4,7 +4,7 @@
                   [--out DIR] [--dry-run] [--resume]
 
 Enumerates the registered ``cifar_resnet`` family (basic / preact / depthwise blocks x depth, the width that
-fits the budget; ``lowbit.experiments.design``), runs the candidates through the sweep engine (float parent +
+fits the budget; ``lowbit.studies.design``), runs the candidates through the sweep engine (float parent +
 the target precision as a QAT method; ``--resume`` continues a killed run) and writes ``design.md`` with the
 ranking, the pick, the paper's check (Boo et al. §5.3) and a plot of the proxy score against depth per block type.
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from . import UsageError
+from . import COMMANDS, UsageError
 
 # --data NAME -> (registered data set, the argument --data-root fills)
 DATA_SETS = {
@@ -24,6 +24,7 @@ DATA_SETS = {
 }
 
 
+@COMMANDS.register("design")
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "design",
@@ -67,7 +68,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def target_bits(args: argparse.Namespace) -> tuple[int, int]:
     """(weight bits, act bits) from --precision or --weight-bits/--act-bits (exactly one of the two forms)."""
-    from ..experiments.design import check_bits, parse_precision
+    from ..studies.design import check_bits, parse_precision
 
     typed = args.weight_bits is not None or args.act_bits is not None
     if args.precision is not None and typed:
@@ -97,9 +98,9 @@ def data_table(args: argparse.Namespace) -> dict:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..experiments.design import design_spec, enumerate_candidates
-    from ..experiments.design_report import write_design_report
-    from ..experiments.spec import parse_spec
+    from ..engine.spec import parse_spec
+    from ..studies.design import design_spec, enumerate_candidates
+    from ..studies.design_report import write_design_report
 
     w, a = target_bits(args)
     target = f"W{w}A{a}"
@@ -132,7 +133,7 @@ def _run(args: argparse.Namespace) -> int:
     spec = parse_spec(raw, None, "lowbit design")
     if args.dry_run:
         return 0
-    from ..experiments.engine import sweep
+    from ..engine.run import sweep
 
     sweep(spec, args.out, resume=args.resume, workers=args.workers, progress=not args.no_progress)
     images = "all" if args.subset == 0 else f"{args.subset:,}"

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from . import UsageError
+from . import COMMANDS, UsageError
 
 
+@COMMANDS.register("report")
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "report",
@@ -21,7 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     if (args.run_dir / "spec.toml").is_file():
-        from ..experiments.report import build_report
+        from ..engine.report import build_report
 
         path = build_report(args.run_dir)
     else:

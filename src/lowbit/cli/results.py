@@ -8,9 +8,10 @@ import json
 import sys
 from pathlib import Path
 
-from . import UsageError
+from . import COMMANDS, UsageError
 
 
+@COMMANDS.register("results")
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "results",
@@ -38,7 +39,7 @@ def _where(items: list[str]) -> dict[str, str]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..experiments.store import Store
+    from ..engine.store import Store
 
     with Store(args.run_dir, create=False) as store:
         rows = [r.flat() for r in store.rows(_where(args.where))]

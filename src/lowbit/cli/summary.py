@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from . import UsageError, shape_error
+from . import COMMANDS, UsageError, shape_error
 
 
 def parse_shape(text: str | None) -> tuple[int, ...] | None:
@@ -46,6 +46,7 @@ def load_saved(path: Path) -> tuple[Any, dict[str, Any]]:
     return model, {**meta, "format": "safetensors"}
 
 
+@COMMANDS.register("summary")
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "summary",

@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from . import UsageError
+from . import COMMANDS, UsageError
 
 
 def add_run_options(p: argparse.ArgumentParser, scale_help: str) -> None:
@@ -29,11 +29,12 @@ def add_run_options(p: argparse.ArgumentParser, scale_help: str) -> None:
     )
 
 
+@COMMANDS.register("sweep")
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "sweep",
         help="run a study spec: every model x method x seed x axis value",
-        description="Plan the jobs of a study spec (TOML; format in lowbit.experiments.spec and the README), run "
+        description="Plan the jobs of a study spec (TOML; format in lowbit.engine.spec and the README), run "
         "each one not yet in the run folder's results.sqlite (parents first, in worker processes), and write "
         "report.md, report.html and figures/. Kill it at any moment; --resume ends with the same results.",
     )
@@ -44,11 +45,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run_spec(spec, args: argparse.Namespace) -> int:
     """Dry-run or sweep a parsed spec with the shared options; print where the report went."""
-    from ..experiments.backends import WorkerDied
-    from ..experiments.engine import sweep
-    from ..experiments.plan import describe, plan
-    from ..experiments.reuse import check_sources, reusable
-    from ..experiments.store import Store
+    from ..engine.backends import WorkerDied
+    from ..engine.plan import describe, plan
+    from ..engine.reuse import check_sources, reusable
+    from ..engine.run import sweep
+    from ..engine.store import Store
 
     out = args.out or Path("runs") / spec.name
     if args.dry_run:
@@ -78,6 +79,6 @@ def run_spec(spec, args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..experiments.spec import load_spec
+    from ..engine.spec import load_spec
 
     return run_spec(load_spec(args.spec, args.scale), args)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch
 from torch.utils.data import Dataset
 
-from .datasets import Data, register_dataset
+from . import Data, register_dataset
 
 TIMIT_TEST_SPEAKERS = ("dr8-fbcg1", "dr8-mbcg0")
 
@@ -32,7 +32,7 @@ class Utterances(Dataset):
 
 
 def _features(n_features: int, hop_ms: float, context: int):
-    from ..data.features import FeatureConfig
+    from ..features import FeatureConfig
 
     return FeatureConfig("logmel", n_features, 25.0, hop_ms, context)
 
@@ -43,8 +43,8 @@ def fsdd_digits(
 ) -> Data:
     """FSDD connected digits (``lowbit.data.fsdd``): 1-7 spoken digits per utterance, train speakers george,
     lucas, nicolas, yweweler; test speaker jackson; word tokens (blank 0, zero..nine 1..10); WER in %."""
-    from ..data import fsdd
-    from ..metrics.speech import wer
+    from ...metrics.speech import wer
+    from .. import fsdd
 
     fc = _features(n_features, hop_ms, context)
     tr = fsdd.connected_digits("train", n_train, fc, seed=seed)
@@ -65,10 +65,10 @@ def timit_sample(
 ) -> Data:
     """The 160-utterance TIMIT sample (shared ``timit-sample`` or ``root``): the ``test_speakers`` (dr8) held out,
     the rest trained on; 60 phones + blank as CTC targets, PER on the 39 folded phones."""
-    from ..data import timit
-    from ..data.features import utterance_features
-    from ..data.paths import require_shared
-    from ..metrics.speech import per
+    from ...metrics.speech import per
+    from .. import timit
+    from ..features import utterance_features
+    from ..paths import require_shared
 
     fc = _features(n_features, hop_ms, context)
     utts = timit.scan(root or require_shared("timit-sample"))

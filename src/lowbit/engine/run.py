@@ -27,12 +27,12 @@ import torch
 
 from ..api import plan as quant_plan
 from ..config import QuantConfig
+from ..data.sets import load_data
 from ..fileio import atomic_write_text, clean_stale_temps
 from ..progress import progress_bar
 from ..runlock import RunLock
 from .backends import check_backend, make_backend
-from .datasets import load_data
-from .models import build_model, check_fit
+from .models import check_fit
 from .plan import Job, plan
 from .reuse import check_sources, reuse_finished
 from .spec import Spec, first_difference
@@ -52,10 +52,10 @@ def preflight(spec: Spec, jobs: list[Job]) -> dict[str, float]:
     3-4x as long (its expanded activations). Inputs that are not one tensor fall back to the parameter count.
     """
     data = load_data(spec.data)
-    costs = {}
+    costs, built = {}, {}
     for label, cfg in spec.models.items():
         if label in spec.grid["model"]:
-            model = check_fit(label, cfg, data, spec.data["name"])
+            model = built[label] = check_fit(label, cfg, data, spec.data["name"])  # built once, used below
             x = data.train[0][0]
             costs[label] = (
                 step_seconds(model, torch.stack([x, x]))
@@ -69,9 +69,8 @@ def preflight(spec: Spec, jobs: list[Job]) -> dict[str, float]:
         if quant is None or key in seen:
             continue
         seen.add(key)
-        model, _ = build_model(j.config["model"], data.info)
-        try:
-            quant_plan(model, QuantConfig.from_dict(copy.deepcopy(quant)))
+        try:  # plan() only reads the model: the one built above serves every method
+            quant_plan(built[j.axes["model"]], QuantConfig.from_dict(copy.deepcopy(quant)))
         except (ValueError, TypeError) as e:
             raise ValueError(f"methods.{j.axes['method']}.quant on model {j.axes['model']!r}: {e}") from None
     return costs

@@ -16,6 +16,7 @@ from .. import quantizers
 from ..config import QuantConfig
 from ..inq import STRATEGIES
 from ..train.config import TrainConfig
+from .axes import CORE_AXES, axis_refs, substitute
 
 TOP_KEYS = ("name", "description", "task", "scale", "data", "grid", "exclude", "models", "train", "methods", "report")
 METHOD_KEYS = {
@@ -118,10 +119,10 @@ class _Checker:
 
 def check_spec(raw: dict, source: str) -> None:
     """Raise ``SpecError`` for the first problem in a resolved spec ``raw``."""
-    from .datasets import dataset_builder, dataset_names
-    from .models import model_builder, model_names
+    from ..data.sets import dataset_builder, dataset_names
+    from ..models import model_builder, model_names
+    from ..tasks import task_names
     from .report.extras import extra_names
-    from .tasks import task_names
 
     c = _Checker(source)
     c.keys(raw, "(top level)", TOP_KEYS)
@@ -143,8 +144,8 @@ def check_spec(raw: dict, source: str) -> None:
         c.train("train", raw["train"])
     _check_methods(c, raw, grid)
     _check_exclude(c, raw.get("exclude", []), grid)
+    from ..tasks import get_task
     from .evaluation import added_metric_names
-    from .tasks import get_task
 
     metrics = get_task(raw.get("task", "classification")).metric_names
     metrics = [*metrics, *(f"{m}_before" for m in metrics), "on_codebook"]  # what steps.py adds
@@ -205,8 +206,6 @@ def _check_exclude(c: _Checker, entries: Any, grid: dict) -> None:
 
 
 def _check_methods(c: _Checker, raw: dict, grid: dict) -> None:
-    from .spec import CORE_AXES, axis_refs, substitute
-
     methods = _table(c, raw["methods"], "methods")
     for name, m in methods.items():
         p = f"methods.{name}"
@@ -246,7 +245,7 @@ def _check_methods(c: _Checker, raw: dict, grid: dict) -> None:
 def _check_method_task(c: _Checker, p: str, name: Any, raw: dict) -> None:
     """A method's own task (a recipe axis: e.g. plain vs crop + flip training in one study) must be registered and
     report the same metrics as the spec's task, so every table and claim reads every method the same way."""
-    from .tasks import get_task, task_names
+    from ..tasks import get_task, task_names
 
     c.name_in(f"{p}.task", name, task_names(), "task")
     spec_task = get_task(raw.get("task", "classification"))

@@ -14,7 +14,8 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from ..metrics.segmentation import SegmentationScores, label_objects
-from .tasks import Task, _first_inputs, register_task
+from . import register_task
+from .base import Task, first_inputs
 
 
 def _loss(model: torch.nn.Module, batch) -> torch.Tensor:
@@ -44,7 +45,7 @@ def score(probs: torch.Tensor, masks: torch.Tensor, objects_of: int = 0) -> dict
 
 
 def _metrics(probs: torch.Tensor, data: Dataset) -> dict[str, float]:
-    from .datasets_segmentation import SegmentationSet
+    from ..data.sets.segmentation import SegmentationSet
 
     if not isinstance(data, SegmentationSet):
         got = type(data).__name__
@@ -58,7 +59,7 @@ SEGMENTATION = register_task(
         loss=_loss,
         predict=foreground_probs,
         metrics=_metrics,
-        calibration=_first_inputs,
+        calibration=first_inputs,
         metric_names=("dice", "f1", "score", "tp", "fp", "fn"),
     )
 )

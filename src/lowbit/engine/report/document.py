@@ -7,6 +7,7 @@ figure caption should name the data set, model, method, bits, seed(s) and number
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,8 +37,8 @@ class Table:
     def html(self) -> str:
         head = "".join(f"<th>{html.escape(c)}</th>" for c in self.columns)
         body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in r) + "</tr>" for r in self.rows)
-        note = f"<p>{html.escape(self.note)}</p>" if self.note else ""
-        return f"<h3>{html.escape(self.title)}</h3><table><tr>{head}</tr>{body}</table>{note}"
+        note = f"<p>{inline_html(self.note)}</p>" if self.note else ""
+        return f"<h3>{inline_html(self.title)}</h3><table><tr>{head}</tr>{body}</table>{note}"
 
 
 @dataclass
@@ -47,20 +48,45 @@ class Figure:
 
 
 @dataclass
-class Report:
-    title: str
+class Section:
+    """A part of a report with its own heading, paragraphs, tables and figures (a report extra returns one)."""
+
+    heading: str = ""
     paragraphs: list[str] = field(default_factory=list)
     tables: list[Table] = field(default_factory=list)
     figures: list[Figure] = field(default_factory=list)
+
+    def empty(self) -> bool:
+        return not (self.paragraphs or self.tables or self.figures)
+
+    def markdown(self, level: int = 2) -> list[str]:
+        parts = [f"{'#' * level} {self.heading}"] if self.heading else []
+        parts += [*self.paragraphs, *(t.markdown() for t in self.tables)]
+        return parts + [f"![{f.caption}]({f.path})\n\n*{f.caption}*" for f in self.figures]
+
+    def html(self, level: int = 2) -> list[str]:
+        parts = [f"<h{level}>{html.escape(self.heading)}</h{level}>"] if self.heading else []
+        parts += [f"<p>{inline_html(p)}</p>" for p in self.paragraphs]
+        parts += [t.html() for t in self.tables]
+        return parts + [
+            f"<figure><img src='{html.escape(f.path)}'><figcaption>{inline_html(f.caption)}</figcaption></figure>"
+            for f in self.figures
+        ]
+
+
+@dataclass
+class Report:
+    """The spec's own tables and figures (``body``, no heading), then each extra's section in spec order."""
+
+    title: str
+    body: Section = field(default_factory=Section)
+    sections: list[Section] = field(default_factory=list)
     config_text: str = ""  # the run's config, shown verbatim at the end
-    sections: list[tuple[str, list[str]]] = field(default_factory=list)  # (heading, paragraphs) after the tables
 
     def markdown(self) -> str:
-        parts = [f"# {self.title}", *self.paragraphs]
-        parts += [t.markdown() for t in self.tables]
-        for heading, paras in self.sections:
-            parts += [f"## {heading}", *paras]
-        parts += [f"![{f.caption}]({f.path})\n\n*{f.caption}*" for f in self.figures]
+        parts = [f"# {self.title}", *self.body.markdown()]
+        for sec in self.sections:
+            parts += sec.markdown()
         if self.config_text:
             parts += ["## Config", "```toml\n" + self.config_text.rstrip() + "\n```"]
         return "\n\n".join(parts) + "\n"
@@ -69,16 +95,11 @@ class Report:
         style = (
             "body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}"
             "td,th{border:1px solid #999;padding:3px 8px;text-align:right}img{max-width:100%}"
+            "code{background:#f3f3f3;padding:0 3px}"
         )
-        parts = [f"<h1>{html.escape(self.title)}</h1>"]
-        parts += [f"<p>{html.escape(p)}</p>" for p in self.paragraphs]
-        parts += [t.html() for t in self.tables]
-        for heading, paras in self.sections:
-            parts += [f"<h2>{html.escape(heading)}</h2>", *(f"<p>{html.escape(p)}</p>" for p in paras)]
-        parts += [
-            f"<figure><img src='{html.escape(f.path)}'><figcaption>{html.escape(f.caption)}</figcaption></figure>"
-            for f in self.figures
-        ]
+        parts = [f"<h1>{html.escape(self.title)}</h1>", *self.body.html()]
+        for sec in self.sections:
+            parts += sec.html()
         if self.config_text:
             parts.append(f"<h2>Config</h2><pre>{html.escape(self.config_text)}</pre>")
         return (
@@ -92,6 +113,26 @@ class Report:
         atomic_write_text(md, self.markdown())
         atomic_write_text(ht, self.html())
         return md, ht
+
+
+_CODE = re.compile(r"`([^`]+)`")
+_STRONG = re.compile(r"\*\*(.+?)\*\*")
+_EM = re.compile(r"(?<![*\w])\*(?!\s)(.+?)(?<!\s)\*(?![*\w])")
+
+
+def inline_html(text: str) -> str:
+    """The inline Markdown the reports write (``code``, **bold**, *italic*) as HTML; everything else escaped."""
+    out, last = [], 0
+    for m in _CODE.finditer(text):  # code spans first: nothing inside them is emphasis
+        out.append(_emphasis(html.escape(text[last : m.start()])))
+        out.append(f"<code>{html.escape(m.group(1))}</code>")
+        last = m.end()
+    out.append(_emphasis(html.escape(text[last:])))
+    return "".join(out)
+
+
+def _emphasis(escaped: str) -> str:
+    return _EM.sub(r"<em>\1</em>", _STRONG.sub(r"<strong>\1</strong>", escaped))
 
 
 def _fmt(v: Any) -> str:

@@ -19,11 +19,12 @@ import torch.nn.functional as F
 
 from ..data import transforms as T
 from ..metrics.classification import top1_accuracy
-from .tasks import Task, _first_inputs, _labels, _softmax_predict, register_task
+from . import register_task
+from .base import Task, first_inputs, labels, softmax_predict
 
 
 def _metrics(probs: torch.Tensor, data) -> dict[str, float]:
-    acc = top1_accuracy(probs, _labels(data))
+    acc = top1_accuracy(probs, labels(data))
     return {"accuracy": acc, "error": 100.0 - acc}
 
 
@@ -51,9 +52,9 @@ for _name, _loss in (
         Task(
             name=_name,
             loss=_loss,
-            predict=_softmax_predict,
+            predict=softmax_predict,
             metrics=_metrics,
-            calibration=_first_inputs,
+            calibration=first_inputs,
             metric_names=("accuracy", "error"),
             train_metrics=True,
         )

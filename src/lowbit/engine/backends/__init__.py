@@ -6,7 +6,8 @@ re-raising a job's exception. ``pending`` says how many submitted jobs have not 
 ``capacity`` how many it runs at once (the engine submits no more, so it picks the longest ready job late). The engine
 submits a job when its parents are finished and writes each result to the store itself, so the resume rule
 is the same for every backend. The local backend runs worker processes; a distributed one (Ray: ``submit`` ->
-``fn.remote``, ``next_result`` -> ``ray.wait``) plugs in by registering a factory in ``BACKENDS``.
+``fn.remote``, ``next_result`` -> ``ray.wait``) plugs in by registering a factory in ``BACKENDS``
+(``BACKENDS.register(name)``, or an installed package's ``lowbit.backends`` entry point).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
+
+from ...registry import Registry
 
 
 class WorkerDied(RuntimeError):
@@ -46,17 +49,18 @@ class Backend(ABC):
         self.close(wait=exc_type is None)
 
 
+BACKENDS: Registry[Callable[[int], Backend]] = Registry("backend", entry_points="lowbit.backends")
+
+
+@BACKENDS.register("local")
 def _local(workers: int) -> Backend:
     from .local import LocalBackend
 
     return LocalBackend(workers)
 
 
-BACKENDS: dict[str, Callable[[int], Backend]] = {"local": _local}
-
-
 def backend_names() -> list[str]:
-    return sorted(BACKENDS)
+    return BACKENDS.names()
 
 
 def check_backend(name: str, workers: int) -> None:
@@ -68,4 +72,4 @@ def check_backend(name: str, workers: int) -> None:
 
 def make_backend(name: str, workers: int) -> Backend:
     check_backend(name, workers)
-    return BACKENDS[name](workers)
+    return BACKENDS.get(name)(workers)

@@ -4,7 +4,7 @@
 ensemble averages them frame by frame and decodes the average (the members see the same frames, so the
 padding lines up). ``metrics`` decodes greedily (argmax, collapse repeats, drop blanks) up to each utterance's
 length and lets the test set score the token sequences: a data set for this task is an ``Utterances`` set
-(``datasets_speech``) whose ``score`` says what the tokens are (words -> WER, phones -> PER, spec §7.3).
+(``lowbit.data.sets.speech``) whose ``score`` says what the tokens are (words -> WER, phones -> PER, spec §7.3).
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from torch.utils.data import Dataset
 
 from ..data.speech_collate import speech_collate
 from ..models.deepspeech import ctc_loss, greedy_decode
-from .tasks import Task, register_task
+from . import register_task
+from .base import Task
 
 
 @torch.no_grad()

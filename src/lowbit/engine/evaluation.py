@@ -4,7 +4,8 @@
   atomically, so that an ensemble averages its members' saved outputs instead of running every member again
   (``member_probs`` falls back to predicting when a member has no such file);
 - ``train_<metric>`` for a task with ``train_metrics`` (the training set scored in eval mode, no augmentation);
-- the memory columns (``memory.memory_metrics``): parameters, weight KiB as stored, reduction vs 32-bit.
+- the memory columns (``lowbit.deploy.summary.memory_metrics``, counted as ``lb.summary`` counts them):
+  parameters, KiB of the tensors as stored, reduction vs 32-bit.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from pathlib import Path
 
 import torch
 
+from ..deploy.summary import memory_metrics
 from ..serialize import load_model
 from ..train.checkpoint import load_checkpoint, save_checkpoint
-from .memory import memory_metrics
 
 PROBS_FILE = "probs.safetensors"
 MODEL_FILE = "model.safetensors"

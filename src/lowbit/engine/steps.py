@@ -26,14 +26,14 @@ import torch
 
 from ..api import calibrate, quantization_map, quantize_
 from ..config import QuantConfig
+from ..data.sets import load_data
 from ..serialize import load_model, save_model
+from ..tasks import get_task
 from ..train import TrainConfig, fit, fit_inq
 from ..train.ensemble import average_probs
 from ..train.loop import place
-from .datasets import load_data
 from .evaluation import MODEL_FILE, final_metrics, member_probs
 from .models import build_model
-from .tasks import get_task
 
 
 class _Ctx:

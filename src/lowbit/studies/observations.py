@@ -16,9 +16,9 @@ computed from the store, never written by hand; seed §3.1-3.3).
 
 from __future__ import annotations
 
-from .document import mean_sd
-from .extras import Section, register_extra
-from .results import RunResults
+from ..engine.report.document import mean_sd
+from ..engine.report.extras import Section, register_extra
+from ..engine.report.results import RunResults
 
 
 def _mean_std(v: list[float]) -> tuple[float, float]:

@@ -15,17 +15,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..models import create_model
-from ..models import model_names as model_names  # re-export for the spec checker
-from ..models.registry import _MODELS
+from ..models import create_model, model_builder
 
 ALIASES = {"num_classes": ("num_classes", "n_classes"), "in_features": ("in_features", "n_input")}
-
-
-def model_builder(name: str):
-    if name not in _MODELS:
-        raise ValueError(f"unknown model {name!r}; registered models: {', '.join(model_names())}")
-    return _MODELS[name]
 
 
 def _accepted(fn) -> set[str]:

@@ -7,7 +7,7 @@ blocks or 38 with depthwise blocks).
    parameter count is closest to the budget, kept when within ``tolerance`` of it. ``param_count`` counts the
    family's trainable parameters in closed form (conv weights, BN γ/β, FC weight and bias; ``bn_stats`` adds BN's
    running mean and variance, Table 5's Keras convention); the tests check it against the built models.
-2. ``design_spec``: a study spec (``lowbit.experiments.spec``) with one model per candidate, a float parent and
+2. ``design_spec``: a study spec (``lowbit.engine.spec``) with one model per candidate, a float parent and
    the target precision as one QAT method (uniform weights with the L2-optimal step, PACT at the QA/QRA points,
    first conv and FC float, as in ``configs/studies/cnn_blocks.toml``).
 3. The engine runs it (``engine.sweep``: resumable run folder); ``design_report`` ranks the candidates by the

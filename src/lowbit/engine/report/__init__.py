@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .document import Figure, Report, Table, mean_std
-from .extras import Section, get_extra, register_extra
+from .document import Figure, Report, Section, Table, mean_std
+from .extras import get_extra, register_extra
 from .results import RunResults
 
 __all__ = ["Figure", "Report", "RunResults", "Section", "Table", "build_report", "mean_std", "register_extra"]
 
 
 def _default_tables(res: RunResults) -> list[dict]:
-    from ..tasks import get_task
+    from ...tasks import get_task
 
     cols = ["method", *res.spec.extra_axes]
     return [{"rows": "model", "columns": cols, "value": m} for m in get_task(res.spec.task).metric_names]
@@ -39,21 +39,16 @@ def build_report(run_dir: str | Path) -> Path:
         f"{'; '.join(versions) or '-'}. Rebuild with `lowbit report {run_dir}`; query with `lowbit results`.",
         *rep.get("paragraphs", []),
     ]
-    tables = [pivot_table(res, t) for t in rep.get("tables") or _default_tables(res)]
-    figures = [metric_figure(res, f, i) for i, f in enumerate(rep.get("figures", []))]
+    body = Section(
+        paragraphs=[p for p in paragraphs if p],
+        tables=[pivot_table(res, t) for t in rep.get("tables") or _default_tables(res)],
+        figures=[metric_figure(res, f, i) for i, f in enumerate(rep.get("figures", []))],
+    )
     sections = []
     for name, options in rep.get("extras", {}).items():
         sec = get_extra(name)(res, **options)
-        if sec.paragraphs:
-            sections.append((sec.heading or name, sec.paragraphs))
-        tables += sec.tables
-        figures += sec.figures
-    report = Report(
-        title=f"{spec.name}",
-        paragraphs=[p for p in paragraphs if p],
-        tables=tables,
-        figures=figures,
-        config_text=(res.out / "spec.toml").read_text(),
-        sections=sections,
-    )
+        if not sec.empty():
+            sec.heading = sec.heading or name
+            sections.append(sec)
+    report = Report(title=f"{spec.name}", body=body, sections=sections, config_text=(res.out / "spec.toml").read_text())
     return report.write(res.out)[0]

@@ -9,9 +9,9 @@
 
 from __future__ import annotations
 
-from .document import Figure
-from .extras import Section, register_extra
-from .results import JobResult, RunResults
+from ..engine.report.document import Figure
+from ..engine.report.extras import Section, register_extra
+from ..engine.report.results import JobResult, RunResults
 
 
 def _plt():
@@ -39,9 +39,9 @@ def decision_maps(res: RunResults, resolution: int = 160, groups: list | None = 
     import numpy as np
     import torch
 
-    from ...data import spirals
-    from ...fileio import atomic_savefig
-    from ...serialize import load_model
+    from ..data import spirals
+    from ..fileio import atomic_savefig
+    from ..serialize import load_model
 
     plt = _plt()
     groups = groups or [res.spec.grid["method"]]
@@ -102,9 +102,9 @@ def decision_maps(res: RunResults, resolution: int = 160, groups: list | None = 
 def data_figure(res: RunResults, samples: int = 1000):
     import torch
 
-    from ...data import spirals
-    from ...fileio import atomic_savefig
-    from ..datasets import load_data
+    from ..data import spirals
+    from ..data.sets import load_data
+    from ..fileio import atomic_savefig
 
     plt = _plt()
     train = load_data(res.spec.data).train

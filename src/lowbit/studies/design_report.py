@@ -33,7 +33,7 @@ class Ranked:
 
 def rank(run_dir: str | Path, candidates: list[Candidate], target: str) -> list[Ranked]:
     """Candidates with a finished target job, best proxy score first (ties: fewer parameters first)."""
-    from .report import RunResults
+    from ..engine.report import RunResults
 
     res = RunResults(run_dir)
     out = []
@@ -139,8 +139,8 @@ def write_design_report(
 ) -> Path:
     """``design.md`` (ranking table, pick, paper's check) and ``figures/proxy_score_vs_depth.png``; ``proxy``
     says what the proxy training was (e.g. "2 epochs on 2,000 CIFAR-10 training images, seed 0")."""
+    from ..engine.report import RunResults
     from ..fileio import atomic_write_text
-    from .report import RunResults
 
     run_dir = Path(run_dir)
     ranked = rank(run_dir, candidates, target)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch.utils.data import TensorDataset
 
-from .datasets import Data, register_dataset
+from . import Data, register_dataset
 
 
 class SegmentationSet(TensorDataset):
@@ -25,7 +25,7 @@ class SegmentationSet(TensorDataset):
 @register_dataset("isbi2012")
 def isbi2012(root: str = "", downsample: int = 1, tile: int = 64, tiles_per_image: int = 16, seed: int = 0) -> Data:
     """ISBI 2012 EM (``lowbit.data.isbi``): images 0-19 train, 20-29 test, 512/``downsample`` pixels a side."""
-    from ..data.isbi import load_isbi, random_tiles
+    from ..isbi import load_isbi, random_tiles
 
     r = root or None
     train, test = load_isbi(r, "train", downsample), load_isbi(r, "test", downsample)
@@ -50,9 +50,9 @@ def glas(
     """GlaS 2015 gland segmentation (``lowbit.data.glas``; ``root`` or the shared ``glas`` folder): every image
     resized to ``size`` x ``size`` (bilinear; masks nearest), train on tiles of the train part, test on
     ``test_part`` ("testA" | "testB")."""
-    from ..data.glas import GlasDataset
-    from ..data.isbi import SegmentationImages, random_tiles
-    from ..data.paths import require_shared
+    from ..glas import GlasDataset
+    from ..isbi import SegmentationImages, random_tiles
+    from ..paths import require_shared
 
     base = root or require_shared("glas")
     parts = {p: GlasDataset(base, p) for p in ("train", test_part)}

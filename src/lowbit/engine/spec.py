@@ -1,8 +1,8 @@
 """The study spec: one TOML file says what a study trains, on what, and what its report shows (DESIGN.md, Experiments).
 
     name = "my-study"                  # required; description = "..." optional
-    task = "classification"            # a registered task (lowbit.experiments.tasks): loss, predict, metrics
-    [data]                             # a registered data set (lowbit.experiments.datasets) and its arguments
+    task = "classification"            # a registered task (lowbit.tasks): loss, predict, metrics
+    [data]                             # a registered data set (lowbit.data.sets) and its arguments
     name = "digits"
     [grid]                             # named axes; every job is one cell of their product
     model = ["small", "wide"]          # names of [models.*] entries
@@ -40,7 +40,7 @@
     [scales.tiny_cosine]               # extends = a scale name or a list: those overlays first, in order, then
     extends = "tiny"                   # this one's fields on top (a scale that repeats another's changes names it)
     train = { schedule = "cosine" }
-    [report]                           # see lowbit.experiments.report: tables, figures, extras
+    [report]                           # see lowbit.engine.report: tables, figures, extras
 
 Every error is one line naming the path in the file and what is accepted (``SpecError``).
 The resolved spec (overlay applied, ``scale = NAME`` recorded, ``scales`` dropped) is what a run stores in
@@ -50,19 +50,16 @@ its ``spec.toml`` and what the run reads back: the config that ran is the config
 from __future__ import annotations
 
 import copy
-import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .. import tomlio
+from .axes import CORE_AXES, axis_refs, substitute
 from .speccheck import SpecError, check_spec
 
 __all__ = ["SpecError", "Spec", "load_spec", "parse_spec", "axis_refs", "substitute", "first_difference"]
-
-_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
-CORE_AXES = ("model", "method", "seed")
 
 
 @dataclass(frozen=True)
@@ -189,30 +186,6 @@ def load_spec(path: str | Path, scale: str | None = None) -> Spec:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise SpecError(f"{path.name}: not valid TOML: {e}") from None
     return parse_spec(raw, scale, path.name)
-
-
-def axis_refs(value: Any) -> set[str]:
-    """The axes a value refers to with ``"${axis}"`` strings (anywhere inside tables and lists)."""
-    if isinstance(value, str):
-        m = _REF.match(value)
-        return {m.group(1)} if m else set()
-    if isinstance(value, dict):
-        return set().union(*(axis_refs(v) for v in value.values())) if value else set()
-    if isinstance(value, list):
-        return set().union(*(axis_refs(v) for v in value)) if value else set()
-    return set()
-
-
-def substitute(value: Any, axes: dict[str, Any]) -> Any:
-    """``value`` with every ``"${axis}"`` replaced by the axis value (keeping its type)."""
-    if isinstance(value, str):
-        m = _REF.match(value)
-        return axes[m.group(1)] if m else value
-    if isinstance(value, dict):
-        return {k: substitute(v, axes) for k, v in value.items()}
-    if isinstance(value, list):
-        return [substitute(v, axes) for v in value]
-    return value
 
 
 def first_difference(a: Any, b: Any, path: str = "") -> str | None:

@@ -13,9 +13,9 @@ masks are the jobs' saved test probabilities (``probs.safetensors``, ``evaluatio
 
 from __future__ import annotations
 
-from .document import Figure
-from .extras import Section, register_extra
-from .results import RunResults
+from ..engine.report.document import Figure
+from ..engine.report.extras import Section, register_extra
+from ..engine.report.results import RunResults
 
 
 def image_dice(pred, truth) -> float:
@@ -34,9 +34,9 @@ def segmentation_masks(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ...fileio import atomic_savefig
-    from ..datasets import load_data
-    from ..evaluation import member_probs
+    from ..data.sets import load_data
+    from ..engine.evaluation import member_probs
+    from ..fileio import atomic_savefig
     from ..tasks import get_task
 
     methods = list(methods or ["float", "W4", "A4"])
