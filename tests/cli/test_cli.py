@@ -132,6 +132,8 @@ def test_resume_from_a_corrupted_checkpoint_is_a_clear_error(tmp_path, capsys):
         ck.write_bytes(ck.read_bytes()[:100])  # truncated, as by a full disk
     (out / "results.sqlite").unlink()  # as if the run had been killed before any job finished
     capsys.readouterr()
-    assert main(["run", str(cfg), "--out", str(out), "--resume", "--workers", "1", "--no-progress"]) == 2
+    # the job whose checkpoint is corrupted fails (a row of the store, listed in the report), status 1, one line
+    assert main(["run", str(cfg), "--out", str(out), "--resume", "--workers", "1", "--no-progress"]) == 1
     err = capsys.readouterr().err
-    assert "last.safetensors" in err and "corrupted" in err and "Traceback" not in err
+    assert "CheckpointError: checkpoint" in err and "last.safetensors" in err and "corrupted" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -3,7 +3,9 @@
 A command module registers ``add_parser(subparsers)`` (which sets ``func``) in ``COMMANDS`` under the command's
 name; the modules are listed in ``COMMANDS.modules`` (an installed package may add commands through the
 ``lowbit.commands`` entry-point group).
-Errors a user can fix (bad values, missing files) print one line, no traceback, and exit 2.
+Exit status: 0 done; 1 a sweep (``sweep``, ``reproduce``, ``run``) finished with failed jobs (one summary line on
+stderr; the report lists them; ``--resume`` runs them again); 2 errors a user can fix (bad values, missing files:
+one line, no traceback, nothing run); 130 interrupted (Ctrl-C; ``--resume`` continues).
 """
 
 from __future__ import annotations

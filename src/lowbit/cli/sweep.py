@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -45,10 +46,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run_spec(spec, args: argparse.Namespace) -> int:
     """Dry-run or sweep a parsed spec with the shared options; print where the report went."""
-    from ..engine.backends import WorkerDied
+    from ..engine.backends import WorkerStartFailed
     from ..engine.plan import describe, plan
     from ..engine.reuse import check_sources, reusable
-    from ..engine.run import sweep
+    from ..engine.run import JobsFailed, sweep
     from ..engine.store import Store
 
     out = args.out or Path("runs") / spec.name
@@ -72,8 +73,12 @@ def run_spec(spec, args: argparse.Namespace) -> int:
             progress=not args.no_progress,
             reuse=args.reuse,
         )
-    except WorkerDied as e:
+    except WorkerStartFailed as e:
         raise UsageError(str(e)) from None
+    except JobsFailed as e:  # every other job finished and the report lists the failures: status 1, not 2
+        print(f"{spec.name}: report written to {e.report} ({time.perf_counter() - t0:.0f} s)")
+        print(f"lowbit {args.command}: {e}", file=sys.stderr)
+        return 1
     print(f"{spec.name}: report written to {report} ({time.perf_counter() - t0:.0f} s)")
     return 0
 

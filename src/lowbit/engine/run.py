@@ -13,7 +13,11 @@ two samples, every QuantConfig is planned on its model. Then, holding ``RunLock(
 - every job not in the store runs when its parents are finished; the job with the longest chain of work
   behind it goes first (work = measured seconds of one training step x epochs); each finished job is one store
   transaction;
-- the report is rebuilt from ``spec.toml`` and the store.
+- a job that fails (raises, or its worker process dies) is a row of the store's ``failures`` table with its
+  error, and so are the jobs that need it ("not run"); every other job still runs. ``--resume`` runs them
+  again (they are not finished). A full disk or Ctrl-C stops the sweep instead (every later job would hit it);
+- the report is rebuilt from ``spec.toml`` and the store, failed jobs listed; when jobs failed, ``sweep`` then
+  raises ``JobsFailed`` (the CLI: a one-line summary and exit status 1).
 """
 
 from __future__ import annotations
@@ -31,16 +35,40 @@ from ..data.sets import load_data
 from ..fileio import atomic_write_text, clean_stale_temps
 from ..progress import progress_bar
 from ..runlock import RunLock
-from .backends import check_backend, make_backend
+from .backends import JobFailed, check_backend, make_backend
+from .backends.local import refuse_in_spawned_import
 from .models import check_fit
 from .plan import Job, plan
 from .reuse import check_sources, reuse_finished
 from .spec import Spec, first_difference
 from .steps import run_job
-from .store import STORE_NAME, Store
+from .store import FAILED, NOT_RUN, STORE_NAME, FailedJob, Store, blank_store
 
 SPEC_NAME = "spec.toml"
 REPORT_ONLY_KEYS = ("report", "description")  # may change between a run and its --resume
+RUN_TRACES = ("jobs", "report.md", "report.html", "figures")  # what only a run that stored results writes
+
+
+class JobsFailed(RuntimeError):
+    """A sweep ended with jobs that failed (or were not run because a job they need failed). Every other job
+    finished and the report, which lists them, is written: ``report`` is its path, ``failures`` the store's
+    failure rows, ``total`` the number of jobs. ``str()`` is the one-line summary."""
+
+    def __init__(self, report: Path, failures: list[FailedJob], total: int):
+        self.report, self.failures, self.total = report, failures, total
+        failed = [f for f in failures if f.status == FAILED]
+        shown = "; ".join(f"{f.job_id} ({_label(f.axes)}): {f.error}" for f in failed[:3])
+        more = f"; and {len(failed) - 3} more" if len(failed) > 3 else ""
+        blocked = len(failures) - len(failed)
+        not_run = f", {blocked} more not run because a job they need failed" if blocked else ""
+        super().__init__(
+            f"{len(failed)} of {total} jobs failed{not_run}: {shown}{more}; see {report} "
+            "(fix the cause, then --resume runs them again)"
+        )
+
+
+def _label(axes: dict) -> str:
+    return " ".join(str(v) if k in ("model", "method") else f"{k}={v}" for k, v in axes.items())
 
 
 def preflight(spec: Spec, jobs: list[Job]) -> dict[str, float]:
@@ -79,6 +107,7 @@ def preflight(spec: Spec, jobs: list[Job]) -> dict[str, float]:
 def start_run(out: Path, spec: Spec, resume: bool) -> None:
     """The run-folder rules above (call while holding the lock)."""
     spec_path = out / SPEC_NAME
+    _blank_store(out)
     has_results = False
     if (out / STORE_NAME).is_file():
         with Store(out) as store:
@@ -103,6 +132,27 @@ def start_run(out: Path, spec: Spec, resume: bool) -> None:
             "another --out"
         )
     atomic_write_text(spec_path, spec.to_toml())
+
+
+def _blank_store(out: Path) -> None:
+    """A ``results.sqlite`` with no lowbit tables (0 bytes, or SQLite with no tables) is what a sweep killed while
+    creating its store leaves, before any job started; the store comes before anything under ``jobs/``, and the
+    report after it. So with no job folder and no report beside it, nothing was stored: it is removed and the run
+    starts afresh. With them, the results it held were lost (truncated or replaced after the fact): refused, since
+    starting over would hide that, and the file is the user's to restore."""
+    what = blank_store(out)
+    if what is None:
+        return
+    path = out / STORE_NAME
+    traces = [n for n in RUN_TRACES if (out / n).exists() and not ((out / n).is_dir() and not any((out / n).iterdir()))]
+    if traces:
+        raise ValueError(
+            f"{path} is {what}, but {' and '.join(traces)} in {out} say(s) a run stored results there: they were lost. "
+            "Restore the file from a backup, or delete it and run with --resume to record the jobs again (each "
+            "continues from its checkpoints in jobs/)"
+        )
+    for p in (path, path.with_name(STORE_NAME + "-wal"), path.with_name(STORE_NAME + "-shm")):
+        p.unlink(missing_ok=True)
 
 
 def step_seconds(model: torch.nn.Module, x: torch.Tensor, repeats: int = 2) -> float:
@@ -135,11 +185,17 @@ def _priorities(jobs: list[Job], costs: dict[str, float]) -> dict[str, float]:
 
 
 def run_jobs(jobs: list[Job], out: Path, store: Store, backend: str, workers: int, progress: bool, costs) -> None:
+    """Run every job not finished in ``store``, parents first; record each result or failure as it comes."""
     done = store.done()
     waiting = {j.id: j for j in jobs if j.id not in done}
     level = _priorities(jobs, costs)
     by_id = {j.id: j for j in jobs}
+    children: dict[str, list[str]] = {j.id: [] for j in jobs}
+    for j in jobs:
+        for p in j.parents:
+            children[p].append(j.id)
     bar = progress_bar(enabled=progress, total=len(jobs), initial=len(jobs) - len(waiting), desc="jobs", unit="job")
+    n_failed = 0
     with make_backend(backend, workers) as be:
         while waiting or be.pending:
             ready = sorted(
@@ -154,14 +210,47 @@ def run_jobs(jobs: list[Job], out: Path, store: Store, backend: str, workers: in
                 )
                 be.submit(j.id, run_job, kwargs)
                 del waiting[j.id]
-            key, res = be.next_result()
+            if not be.pending:  # every waiting job needs one that is neither finished nor waiting
+                raise RuntimeError(f"internal error: jobs {sorted(waiting)} wait for jobs that will not run")
+            try:
+                key, res = be.next_result()
+            except JobFailed as f:
+                job = by_id[f.key]
+                blocked = [by_id[d] for d in _descendants(f.key, children) if d in waiting]
+                store.add_failures(
+                    [FailedJob(job.id, FAILED, job.axes, job.config, f.error_type, f.message, f.wall_s, f.detail)]
+                    + [
+                        FailedJob(
+                            d.id, NOT_RUN, d.axes, d.config, "NotRun", f"needs job {job.id} ({job.label}), which failed"
+                        )
+                        for d in blocked
+                    ]
+                )
+                for d in blocked:
+                    del waiting[d.id]
+                n_failed += 1
+                bar.set_postfix_str(f"{n_failed} failed")
+                bar.update(1 + len(blocked))
+                continue
             job = by_id[key]
             model = f"jobs/{key}/{res['model']}" if res["model"] else None
             store.add_job(key, res["metrics"], job.axes, job.config, res["wall_s"], model)
             done.add(key)
-            bar.set_postfix_str(job.label[:40])
+            bar.set_postfix_str(job.label[:40] + (f"; {n_failed} failed" if n_failed else ""))
             bar.update(1)
     bar.close()
+
+
+def _descendants(key: str, children: dict[str, list[str]]) -> list[str]:
+    """Every job that needs ``key``, directly or through others, each once, nearest first."""
+    out: list[str] = []
+    todo = list(children[key])
+    while todo:
+        c = todo.pop(0)
+        if c not in out:
+            out.append(c)
+            todo += children[c]
+    return out
 
 
 def sweep(
@@ -175,9 +264,13 @@ def sweep(
 ) -> Path:
     """Run every job of ``spec`` into ``out`` and build its report; return the path of report.md.
 
-    ``reuse``: run folders whose finished jobs with the same id are copied instead of trained (``reuse.py``)."""
+    ``reuse``: run folders whose finished jobs with the same id are copied instead of trained (``reuse.py``).
+    Raises ``JobsFailed`` (after writing the report) when jobs failed; every job that did not need them finished.
+    With ``workers > 1`` the workers re-import the calling script: call ``sweep`` under
+    ``if __name__ == "__main__":`` (a script without the guard gets ``WorkerStartFailed`` saying so)."""
     from .report import build_report
 
+    refuse_in_spawned_import()  # in a worker re-importing an unguarded script: say so and exit, run nothing
     out = Path(out)
     jobs = plan(spec)
     check_backend(backend, workers)  # before anything is written
@@ -188,5 +281,10 @@ def sweep(
         with Store(out) as store:
             for src, n in reuse_finished(jobs, out, store, [Path(r) for r in reuse]).items():
                 print(f"reused {n} finished job{'s' * (n != 1)} from {src}")
+            store.forget_failures({j.id for j in jobs})  # of a spec no longer in this folder (it held no results)
             run_jobs(jobs, out, store, backend, workers, progress, costs)
-        return build_report(out)
+            failures = store.failures()
+        report = build_report(out)
+        if failures:
+            raise JobsFailed(report, failures, len(jobs))
+        return report

@@ -1,8 +1,12 @@
 """Backends run jobs; the engine decides which jobs are ready. One small interface (DESIGN.md, Experiments).
 
 A backend is given work as ``submit(key, fn, kwargs)`` — ``fn`` an importable module-level function, the
-kwargs plain data — and hands finished work back one at a time from ``next_result() -> (key, result)``,
-re-raising a job's exception. ``pending`` says how many submitted jobs have not been handed back;
+kwargs plain data — and hands finished work back one at a time from ``next_result() -> (key, result)``. A job
+that raises, or whose worker dies (killed, out of memory), is handed back as ``JobFailed`` raised from
+``next_result`` (its key, the error's type and one-line message, its wall time): the engine records it and goes on
+with the jobs that do not need it. Anything else ``next_result`` raises stops the sweep: a full disk
+(``DiskFullError``: every later job would fail the same way), Ctrl-C, workers that cannot start
+(``WorkerStartFailed``). ``pending`` says how many submitted jobs have not been handed back;
 ``capacity`` how many it runs at once (the engine submits no more, so it picks the longest ready job late). The engine
 submits a job when its parents are finished and writes each result to the store itself, so the resume rule
 is the same for every backend. The local backend runs worker processes; a distributed one (Ray: ``submit`` ->
@@ -19,8 +23,30 @@ from typing import Any
 from ...registry import Registry
 
 
-class WorkerDied(RuntimeError):
-    """A worker process ended without a result (killed, out of memory)."""
+class JobFailed(Exception):
+    """Job ``key`` ended without a result: ``error_type`` and ``message`` (one line) say why, ``wall_s`` how long it
+    ran, ``detail`` holds the traceback (or what is known of a worker that died)."""
+
+    def __init__(self, key: str, error_type: str, message: str, wall_s: float, detail: str = ""):
+        super().__init__(f"job {key}: {error_type}: {message}")
+        self.key, self.error_type, self.message, self.wall_s, self.detail = key, error_type, message, wall_s, detail
+
+
+class WorkerStartFailed(RuntimeError):
+    """A worker process ended before it could take a job (nothing ran in it): the sweep cannot go on."""
+
+
+def one_line(e: BaseException, limit: int = 300) -> str:
+    """The first line of an error's message (its type name when it has none), at most ``limit`` characters."""
+    text = (str(e).strip().splitlines() or [""])[0] or type(e).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def job_failed(key: str, e: BaseException, wall_s: float) -> JobFailed:
+    """``JobFailed`` for job ``key`` that raised ``e`` (call it in the ``except`` block: it keeps the traceback)."""
+    import traceback
+
+    return JobFailed(key, type(e).__name__, one_line(e), wall_s, traceback.format_exc())
 
 
 class Backend(ABC):

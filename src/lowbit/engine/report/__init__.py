@@ -8,11 +8,13 @@ shows every metric of the task by model and method. ``document.py`` renders Mark
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
+from ..store import FAILED, NOT_RUN
 from .document import Figure, Report, Section, Table, mean_std
 from .extras import get_extra, register_extra
-from .results import RunResults
+from .results import PENDING, RunResults
 
 __all__ = ["Figure", "Report", "RunResults", "Section", "Table", "build_report", "mean_std", "register_extra"]
 
@@ -22,6 +24,41 @@ def _default_tables(res: RunResults) -> list[dict]:
 
     cols = ["method", *res.spec.extra_axes]
     return [{"rows": "model", "columns": cols, "value": m} for m in get_task(res.spec.task).metric_names]
+
+
+def _unfinished_text(res: RunResults) -> str:
+    """ " (1 failed, 2 not run, 3 not run yet)" for the planned jobs without a result; "" when there are none."""
+    counts = Counter(u.status for u in res.unfinished.values())
+    parts = [f"{counts[s]} {s}" for s in (FAILED, NOT_RUN) if counts[s]]
+    if counts[PENDING]:
+        parts.append(f"{counts[PENDING]} not run yet")
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def failed_section(res: RunResults) -> Section | None:
+    """ "Failed jobs": one line per job that failed or was not run because a job it needs failed."""
+    bad = [u for u in res.unfinished.values() if u.status in (FAILED, NOT_RUN)]
+    if not bad:
+        return None
+    axes = [a for a in ["model", "method", "seed", *res.spec.extra_axes] if any(a in u.axes for u in bad)]
+    bad.sort(key=lambda u: (u.status != FAILED, *(res.order(a, u.axes.get(a)) for a in axes)))
+    n = sum(u.status == FAILED for u in bad)
+    return Section(
+        heading="Failed jobs",
+        paragraphs=[
+            f"{n} job(s) failed and {len(bad) - n} were not run because a job they need failed; their cells in the "
+            "tables above are marked. Fix the cause and run the same command with `--resume`: it runs these jobs "
+            "again and keeps every finished one. `lowbit results RUN_DIR --failed` prints them with their tracebacks "
+            "(`--json`)."
+        ],
+        tables=[
+            Table(
+                "Jobs without a result",
+                ["job", *axes, "status", "error"],
+                [[u.id, *(u.axes.get(a) for a in axes), u.status, u.error] for u in bad],
+            )
+        ],
+    )
 
 
 def build_report(run_dir: str | Path) -> Path:
@@ -35,8 +72,8 @@ def build_report(run_dir: str | Path) -> Path:
     wall = sum(j.wall_s for j in res.jobs.values())
     paragraphs = [
         spec.description,
-        f"Scale `{spec.scale}`; {n_jobs} finished job(s), {wall / 60:.1f} worker-minutes; code: "
-        f"{'; '.join(versions) or '-'}. Rebuild with `lowbit report {run_dir}`; query with `lowbit results`.",
+        f"Scale `{spec.scale}`; {n_jobs} finished job(s){_unfinished_text(res)}, {wall / 60:.1f} worker-minutes; "
+        f"code: {'; '.join(versions) or '-'}. Rebuild with `lowbit report {run_dir}`; query with `lowbit results`.",
         *rep.get("paragraphs", []),
     ]
     body = Section(
@@ -44,7 +81,7 @@ def build_report(run_dir: str | Path) -> Path:
         tables=[pivot_table(res, t) for t in rep.get("tables") or _default_tables(res)],
         figures=[metric_figure(res, f, i) for i, f in enumerate(rep.get("figures", []))],
     )
-    sections = []
+    sections = [failed] if (failed := failed_section(res)) else []
     for name, options in rep.get("extras", {}).items():
         sec = get_extra(name)(res, **options)
         if not sec.empty():

@@ -14,8 +14,10 @@
     lines = "method"               # one line per value of this axis (optional); mean ± std error bars
 
 A cell is ``mean ± std`` (sample std) with ``(n)`` when its count differs from the table's usual count; the
-note under the table says n. Jobs without a value for a row/column axis (a float model has no ``bits``) fill
-the slot with nothing, so "float" and "INQ bits=2" can be columns of one table.
+note under the table says n. Jobs of a cell without a result are named in it, ``[1 failed]``, ``[2 not run]``
+(a job they need failed) or ``[1 pending]`` (not run yet), and a cell with none is ``missing [...]``: a failed
+method keeps its column instead of vanishing from the table. Jobs without a value for a row/column axis (a float
+model has no ``bits``) fill the slot with nothing, so "float" and "INQ bits=2" can be columns of one table.
 """
 
 from __future__ import annotations
@@ -35,22 +37,33 @@ def _stats(values: list[float]) -> tuple[float, float | None, int]:
     return (*mean_sd(values), len(values))
 
 
-def _cell(values: list[float], usual_n: int) -> str:
+def _cell(values: list[float], usual_n: int, absent: Counter | None = None) -> str:
+    why = " [" + ", ".join(f"{n} {status}" for status, n in absent.items()) + "]" if absent else ""
     if not values:
-        return "—"
+        return f"missing{why}" if absent else "—"
     m, s, n = _stats(values)
     text = f"{m:.2f}" if s is None else f"{m:.2f} ± {s:.2f}"
-    return text + (f" ({n})" if n != usual_n else "")
+    return text + (f" ({n})" if n != usual_n else "") + why
 
 
-def _grouped(res: RunResults, spec: dict) -> tuple[tuple, tuple, dict[tuple, dict[tuple, list[float]]]]:
+Cells = dict[tuple, dict[tuple, list[float]]]
+Absent = dict[tuple, dict[tuple, Counter]]
+
+
+def _grouped(res: RunResults, spec: dict) -> tuple[tuple, tuple, Cells, Absent]:
+    """The values of each (row key, column key) cell, and the statuses of its jobs without a result."""
     rows, cols, metric = _axes(spec["rows"]), _axes(spec["columns"]), spec["value"]
-    cells: dict[tuple, dict[tuple, list[float]]] = {}
+    cells: Cells = {}
+    absent: Absent = {}
     for j in res.select(spec.get("where"), metric):
         r = tuple(j.axes.get(a) for a in rows)
         c = tuple(j.axes.get(a) for a in cols)
         cells.setdefault(r, {}).setdefault(c, []).append(j.metrics[metric])
-    return rows, cols, cells
+    for u in res.select_unfinished(spec.get("where"), metric):
+        r = tuple(u.axes.get(a) for a in rows)
+        c = tuple(u.axes.get(a) for a in cols)
+        absent.setdefault(r, {}).setdefault(c, Counter())[u.status] += 1
+    return rows, cols, cells, absent
 
 
 def _sorted_keys(res: RunResults, axes: tuple, keys) -> list[tuple]:
@@ -58,9 +71,9 @@ def _sorted_keys(res: RunResults, axes: tuple, keys) -> list[tuple]:
 
 
 def pivot_table(res: RunResults, spec: dict) -> Table:
-    rows, cols, cells = _grouped(res, spec)
-    row_keys = _sorted_keys(res, rows, cells)
-    col_keys = _sorted_keys(res, cols, [c for r in cells.values() for c in r])
+    rows, cols, cells, absent = _grouped(res, spec)
+    row_keys = _sorted_keys(res, rows, [*cells, *absent])
+    col_keys = _sorted_keys(res, cols, [c for part in (cells, absent) for r in part.values() for c in r])
     counts = Counter(len(v) for r in cells.values() for v in r.values())
     usual_n = counts.most_common(1)[0][0] if counts else 1
     ref: dict[str, dict[str, Any]] = spec.get("reference", {})
@@ -75,12 +88,17 @@ def pivot_table(res: RunResults, spec: dict) -> Table:
         line: list[Any] = [rl]
         for c in col_keys:
             label = res.key_label(cols, c)
-            line.append(_cell(cells[r].get(c, []), usual_n))
+            line.append(_cell(cells.get(r, {}).get(c, []), usual_n, absent.get(r, {}).get(c)))
             if label in ref_cols:
                 line.append(ref.get(rl, {}).get(label))
         body.append(line)
     jobs = res.select(spec.get("where"), spec["value"])
     note = f"Each cell: mean ± std over n = {usual_n} run(s) (other n in parentheses). {res.caption_facts(jobs)}."
+    if absent:
+        note += (
+            " In brackets: the cell's jobs without a result — failed (see Failed jobs), not run (a job they need "
+            "failed) or pending (not run yet)."
+        )
     if spec.get("note"):
         note = f"{spec['note']} {note}"
     title = spec.get("title", f"{spec['value']} by {', '.join(rows)} and {', '.join(cols)}")
@@ -135,4 +153,12 @@ def metric_figure(res: RunResults, spec: dict, index: int) -> Figure:
     atomic_savefig(fig, path, dpi=110)
     plt.close(fig)
     caption = f"{title}: mean ± std over seeds. {res.caption_facts(jobs)}."
+    missing = [u for u in res.select_unfinished(spec.get("where"), metric) if x in u.axes]
+    if missing:
+        caption += f" Not shown: {_missing_text(missing)} without a result."
     return Figure(f"figures/{name}.png", caption)
+
+
+def _missing_text(jobs: list) -> str:
+    """ "2 failed, 1 pending" for a list of ``Unfinished`` jobs."""
+    return ", ".join(f"{n} {status}" for status, n in Counter(u.status for u in jobs).items()) + " job(s)"

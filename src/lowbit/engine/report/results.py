@@ -1,7 +1,10 @@
 """The rows of a run as the report reads them: one ``JobResult`` per job, with labels and caption facts.
 
 ``RunResults(out)`` reads ``spec.toml`` and ``results.sqlite`` of a run folder and nothing else (figure extras
-may also load the saved models the store points to). ``select(where)`` filters jobs by axis values;
+may also load the saved models the store points to). ``unfinished`` holds the jobs of the plan with no result:
+``failed`` and ``not run`` (a job they need failed) from the store's failure rows, ``pending`` for the rest (a run
+that stopped, or is still going), so tables can show their cells as missing rather than leave them out.
+``select(where)`` filters jobs by axis values;
 ``key_label`` names a pivot key the way tables and figures print it; ``caption_facts`` says what a figure
 is made of (data set, models, methods, bits, seeds, number of runs), as DESIGN.md asks of every figure.
 """
@@ -13,8 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..plan import plan
 from ..spec import CORE_AXES, Spec, parse_spec
 from ..store import STORE_NAME, Store
+
+PENDING = "pending"  # the status of a planned job with neither a result nor a failure row
 
 
 @dataclass
@@ -26,6 +32,17 @@ class JobResult:
     model_path: str | None
     wall_s: float
     code_version: str
+
+
+@dataclass
+class Unfinished:
+    """A planned job without a result: ``status`` is ``failed``, ``not run`` (a job it needs failed) or ``pending``."""
+
+    id: str
+    axes: dict[str, Any]
+    config: dict[str, Any]
+    status: str
+    error: str = ""
 
 
 def _bits(quant: dict | None, role: str) -> int:
@@ -71,6 +88,19 @@ class RunResults:
                         r.job_id, JobResult(r.job_id, r.axes, r.config, {}, r.model_path, r.wall_s, r.code_version)
                     )
                     j.metrics[r.metric] = r.value
+                failures = [f for f in store.failures() if f.job_id not in self.jobs]
+        else:
+            failures = []
+        self.unfinished: dict[str, Unfinished] = {
+            f.job_id: Unfinished(f.job_id, f.axes, f.config, f.status, f.error) for f in failures
+        }
+        try:
+            planned = plan(self.spec)
+        except ValueError:  # a spec that plans nothing has nothing pending either
+            planned = []
+        for j in planned:
+            if j.id not in self.jobs and j.id not in self.unfinished:
+                self.unfinished[j.id] = Unfinished(j.id, j.axes, j.config, PENDING)
 
     def select(self, where: dict[str, Any] | None = None, metric: str | None = None) -> list[JobResult]:
         def ok(value, want):  # a list in ``where`` accepts any of its values
@@ -78,6 +108,28 @@ class RunResults:
 
         out = [j for j in self.jobs.values() if all(ok(j.axes.get(k), v) for k, v in (where or {}).items())]
         return [j for j in out if metric is None or j.metrics.get(metric) is not None]
+
+    def select_unfinished(self, where: dict[str, Any] | None = None, metric: str | None = None) -> list[Unfinished]:
+        """The unfinished jobs matching ``where`` that would have reported ``metric``: finished jobs of the same
+        method report it, or (none finished) it is one of their task's metrics (``accuracy_before`` is not a float
+        job's missing value)."""
+
+        def ok(value, want):
+            return value in want if isinstance(want, list) else value == want
+
+        out = [u for u in self.unfinished.values() if all(ok(u.axes.get(k), v) for k, v in (where or {}).items())]
+        return [u for u in out if metric is None or self._would_report(u, metric)]
+
+    def _would_report(self, u: Unfinished, metric: str) -> bool:
+        peers = [j for j in self.jobs.values() if j.axes.get("method") == u.axes.get("method")]
+        if peers:
+            return any(j.metrics.get(metric) is not None for j in peers)
+        from ...tasks import get_task
+
+        try:
+            return metric in get_task(u.config.get("task", self.spec.task)).metric_names
+        except (KeyError, ValueError):  # a task this lowbit does not know: the metric cannot be told apart
+            return False
 
     def order(self, axis: str, value: Any) -> tuple[int, str]:
         """Sort key: the position of ``value`` in the spec's axis list (absent values first)."""
