@@ -109,7 +109,8 @@ def test_a_full_disk_stops_the_sweep_instead_of_failing_one_job(workers):
     be = LocalBackend(workers)
     try:
         be.submit("x", _raise, {"kind": "disk"})
-        with pytest.raises(DiskFullError, match="writing /somewhere/last.safetensors"):
+        with pytest.raises(OSError, match="(?i)no space left on device.*/somewhere/last.safetensors") as e:
             be.next_result()
+        assert isinstance(e.value, DiskFullError) or e.value.errno == errno.ENOSPC  # (in-process: as raised)
     finally:
         be.close(wait=False)

@@ -107,8 +107,11 @@ def flaky(tmp_path, monkeypatch):
 
 
 def _rows(out: Path, table: str) -> list[tuple]:
-    with sqlite3.connect(out / "results.sqlite") as db:
+    db = sqlite3.connect(out / "results.sqlite")
+    try:
         return sorted(db.execute(f"SELECT * FROM {table}"))
+    finally:
+        db.close()
 
 
 def test_a_failed_job_is_recorded_the_rest_finish_the_report_lists_it_and_resume_retries(flaky, tmp_path, capsys):
@@ -226,3 +229,79 @@ def test_in_worker_processes_a_failure_is_a_row_too(tmp_path):
     assert p.returncode == 0, p.stderr
     with Store(out, create=False) as s:
         assert len(s.done()) == 4 and s.failures() == []
+
+
+def test_ctrl_c_still_stops_the_sweep_and_is_no_failure(flaky, tmp_path, monkeypatch, capsys):
+    from lowbit.engine import run
+
+    spec, flag = flaky
+    flag.unlink()
+    calls = []
+
+    def interrupted(**kwargs):
+        calls.append(kwargs["job_dir"])
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(**kwargs)
+
+    real = run.run_job
+    monkeypatch.setattr(run, "run_job", interrupted)
+    out = tmp_path / "run"
+    argv = ["sweep", str(spec), "--out", str(out), "--workers", "1", "--no-progress"]
+    assert main(argv) == 130
+    assert "interrupted; re-run with --resume" in capsys.readouterr().err
+    assert len(_rows(out, "results")) > 0 and _rows(out, "failures") == []  # one job stored, nothing failed
+    monkeypatch.setattr(run, "run_job", real)
+    assert main([*argv, "--resume"]) == 0 and len(RunResults(out).jobs) == 4
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(d.name))
+            except (OSError, ValueError, IndexError):
+                continue
+    return out
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_sweep_with_worker_processes_and_leaves_none_behind(tmp_path):
+    import signal
+    import time
+
+    spec = tmp_path / "s.toml"
+    spec.write_text(
+        SPEC.replace('"flaky_mlp"\nflag = "FLAG"', '"fcdnn"\nwidth = 16\ndepth = 3').replace(
+            "epochs = 1", "epochs = 20"
+        )
+    )
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "lowbit.cli", "sweep", str(spec), "--out", str(out), "--workers", "2", "--no-progress"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.PIPE, env=env, start_new_session=True)
+    t0 = time.time()
+    while not list(out.glob("jobs/*/train/**/last.safetensors")):
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() - t0 < 240
+        time.sleep(0.05)
+    workers = _children(proc.pid)
+    assert len(workers) >= 2
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole foreground group
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and b"interrupted; re-run with --resume" in err, err
+    time.sleep(0.5)
+    assert not [w for w in workers if Path(f"/proc/{w}").exists() and "Z" not in _state(w)]  # no worker trains on
+    assert _rows(out, "failures") == []
+    p = subprocess.run([*cmd, "--resume"], capture_output=True, env=env, timeout=600)
+    assert p.returncode == 0, p.stderr
+    assert len({r[0] for r in _rows(out, "results")}) == 4
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"

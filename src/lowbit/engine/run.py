@@ -144,10 +144,10 @@ def _blank_store(out: Path) -> None:
     if what is None:
         return
     path = out / STORE_NAME
-    traces = [n for n in RUN_TRACES if (out / n).exists() and not ((out / n).is_dir() and not any((out / n).iterdir()))]
+    traces = [n + "/" * (out / n).is_dir() for n in RUN_TRACES if (out / n).is_file() or any((out / n).glob("*"))]
     if traces:
         raise ValueError(
-            f"{path} is {what}, but {' and '.join(traces)} in {out} say(s) a run stored results there: they were lost. "
+            f"{path} is {what}, but {out} holds {', '.join(traces)} of a run that stored results: they were lost. "
             "Restore the file from a backup, or delete it and run with --resume to record the jobs again (each "
             "continues from its checkpoints in jobs/)"
         )

@@ -195,24 +195,33 @@ class LocalBackend(Backend):
         return len(self._queue) + len(self._outcomes) + sum(w.key is not None for w in self._pool)
 
     def next_result(self) -> tuple[str, Any]:
-        if self._pool:
-            while not self._outcomes:
-                if not self.pending:
-                    raise RuntimeError("next_result() with no job submitted")
-                ready = set(wait_any([w.conn for w in self._pool] + [w.proc.sentinel for w in self._pool]))
-                for i, w in enumerate(self._pool):
-                    if w.conn in ready or w.proc.sentinel in ready:
-                        self._read(i, w)
-                self._dispatch()
-            out = self._outcomes.popleft()
-        else:
-            key, fn, kwargs = self._queue.popleft()
-            out = _outcome(key, fn, kwargs)
+        if not self._pool:
+            return self._run_here()
+        while not self._outcomes:
+            if not self.pending:
+                raise RuntimeError("next_result() with no job submitted")
+            ready = set(wait_any([w.conn for w in self._pool] + [w.proc.sentinel for w in self._pool]))
+            for i, w in enumerate(self._pool):
+                if w.conn in ready or w.proc.sentinel in ready:
+                    self._read(i, w)
+            self._dispatch()
+        out = self._outcomes.popleft()
         if out[0] == "ok":
             return out[1], out[2]
         if out[0] == "disk full":
             raise DiskFullError(out[2])
         raise JobFailed(*out[1:])
+
+    def _run_here(self) -> tuple[str, Any]:
+        """``workers = 1``: the next job, in this process."""
+        key, fn, kwargs = self._queue.popleft()
+        t0 = time.perf_counter()
+        try:
+            return key, fn(**kwargs)
+        except Exception as e:  # Ctrl-C is not caught; a full disk is raised as it came
+            if is_disk_full(e):
+                raise
+            raise job_failed(key, e, time.perf_counter() - t0) from e
 
     def _read(self, i: int, w: _Worker) -> None:
         """Take what worker ``i`` sent; if it died, fail its job and put a new worker in its place."""
