@@ -122,7 +122,7 @@ def test_a_failed_job_is_recorded_the_rest_finish_the_report_lists_it_and_resume
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1, err
     assert err.startswith("lowbit sweep: 1 of 4 jobs failed, 1 more not run because a job they need failed: ")
-    assert "(bad float seed=0): RuntimeError: flaky_mlp: injected failure; see " in err and "second line" not in err
+    assert "(bad float seed 0): RuntimeError: flaky_mlp: injected failure; see " in err and "second line" not in err
     assert "report.md" in err and "--resume" in err
 
     res = RunResults(out)

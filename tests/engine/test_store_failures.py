@@ -112,8 +112,10 @@ def test_a_store_written_before_failure_rows_opens_reports_and_resumes(tmp_path,
     assert _sql(store, "SELECT name FROM sqlite_master WHERE type = 'table'")[0] == [("results",)]
     capsys.readouterr()
 
-    assert main(["results", str(out), "--where", "method=W2"]) == 0  # opens, reads
+    before = store.read_bytes()
+    assert main(["results", str(out), "--where", "method=W2"]) == 0  # opens, reads, and writes nothing to it
     assert "5 rows" in capsys.readouterr().out
+    assert store.read_bytes() == before and not store.with_name("results.sqlite-wal").exists()
     assert main(["report", str(out)]) == 0
     md = (out / "report.md").read_text()
     assert "3 finished job(s) (1 not run yet)" in md

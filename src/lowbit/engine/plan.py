@@ -33,9 +33,14 @@ class Job:
 
     @property
     def label(self) -> str:
-        extra = " ".join(f"{k}={v}" for k, v in self.axes.items() if k not in ("model", "method", "seed"))
-        seed = f" seed {self.axes['seed']}" if "seed" in self.axes else ""
-        return f"{self.axes['model']} {self.axes['method']}{seed}{' ' + extra if extra else ''}"
+        return axes_label(self.axes)
+
+
+def axes_label(axes: dict[str, Any]) -> str:
+    """How a job is named to people: ``narrow W2A2 seed 1 bits=2``."""
+    extra = " ".join(f"{k}={v}" for k, v in axes.items() if k not in ("model", "method", "seed"))
+    seed = f" seed {axes['seed']}" if "seed" in axes else ""
+    return f"{axes.get('model')} {axes.get('method')}{seed}{' ' + extra if extra else ''}"
 
 
 def job_id(config: dict, axes: dict) -> str:

@@ -38,7 +38,7 @@ from ..runlock import RunLock
 from .backends import JobFailed, check_backend, make_backend
 from .backends.local import refuse_in_spawned_import
 from .models import check_fit
-from .plan import Job, plan
+from .plan import Job, axes_label, plan
 from .reuse import check_sources, reuse_finished
 from .spec import Spec, first_difference
 from .steps import run_job
@@ -57,7 +57,7 @@ class JobsFailed(RuntimeError):
     def __init__(self, report: Path, failures: list[FailedJob], total: int):
         self.report, self.failures, self.total = report, failures, total
         failed = [f for f in failures if f.status == FAILED]
-        shown = "; ".join(f"{f.job_id} ({_label(f.axes)}): {f.error}" for f in failed[:3])
+        shown = "; ".join(f"{f.job_id} ({axes_label(f.axes)}): {f.error}" for f in failed[:3])
         more = f"; and {len(failed) - 3} more" if len(failed) > 3 else ""
         blocked = len(failures) - len(failed)
         not_run = f", {blocked} more not run because a job they need failed" if blocked else ""
@@ -65,10 +65,6 @@ class JobsFailed(RuntimeError):
             f"{len(failed)} of {total} jobs failed{not_run}: {shown}{more}; see {report} "
             "(fix the cause, then --resume runs them again)"
         )
-
-
-def _label(axes: dict) -> str:
-    return " ".join(str(v) if k in ("model", "method") else f"{k}={v}" for k, v in axes.items())
 
 
 def preflight(spec: Spec, jobs: list[Job]) -> dict[str, float]:

@@ -9,8 +9,9 @@ Jobs that did not finish in the last sweep are rows of a second table, ``failure
 ``failed`` (the job raised, or its worker died: the error's type and one-line message, its wall time and
 traceback) or ``not run`` (a job it needs failed). They are not finished, so ``--resume`` runs them again; a
 job's failure row goes in the same transaction as its results. The table was added after the first stores
-were written: opening a store without it adds it (an older lowbit reads such a store as before, and runs the
-failed jobs again on resume, as for any unfinished job).
+were written: a sweep opening a store without it adds it; reading one (``lowbit results``, ``lowbit report``,
+``--reuse``) changes nothing and finds no failure. An older lowbit reads a store with the table as before and
+runs the failed jobs again on resume, as it does any unfinished job.
 
 Integrity (issue 11): SQLite has no checksums, so each row carries ``digest``, a sha256 over its other fields
 and the names of all metrics of its job; a row whose bytes were altered, or a job that lost a row, raises
@@ -156,7 +157,8 @@ def code_version() -> str:
 
 
 class Store:
-    """``Store(run_dir)``: open (and create) ``run_dir/results.sqlite``."""
+    """``Store(run_dir)``: open (and create) ``run_dir/results.sqlite``; ``create=False`` opens an existing store
+    to read and writes nothing to it."""
 
     def __init__(self, run_dir: str | Path, create: bool = True):
         self.path = Path(run_dir) / STORE_NAME
@@ -170,12 +172,16 @@ class Store:
             raise StoreError(f"{str(self.path)!r} is not an SQLite database (truncated or another file)")
         try:
             self._db = sqlite3.connect(self.path, timeout=30)
+            tables = _tables(self._db) if size else set()
             if size:
-                _check_tables(self.path, _tables(self._db))
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(_SCHEMA)
-            self._db.execute(_FAILURES)  # a store of an older lowbit gets the table here
-            self._db.commit()
+                _check_tables(self.path, tables)
+            if create:  # a store opened to read (create=False) is not written, not even its schema
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute(_SCHEMA)
+                self._db.execute(_FAILURES)  # a store of an older lowbit gets the table here
+                self._db.commit()
+                tables |= {"results", "failures"}
+            self._has_failures = "failures" in tables
         except sqlite3.DatabaseError as e:
             self._db.close()
             if is_disk_full(e):
@@ -253,6 +259,8 @@ class Store:
 
     def failures(self) -> list[FailedJob]:
         """The jobs of the last sweep that did not finish, in the order they were recorded (checksums checked)."""
+        if not self._has_failures:  # a store of an older lowbit, opened to read
+            return []
         try:
             raw = self._db.execute(
                 "SELECT job_id, status, axes, config, error_type, message, wall_s, detail, code_version, finished, "

@@ -42,14 +42,18 @@ def failed_section(res: RunResults) -> Section | None:
         return None
     axes = [a for a in ["model", "method", "seed", *res.spec.extra_axes] if any(a in u.axes for u in bad)]
     bad.sort(key=lambda u: (u.status != FAILED, *(res.order(a, u.axes.get(a)) for a in axes)))
-    n = sum(u.status == FAILED for u in bad)
+    n, m = sum(u.status == FAILED for u in bad), sum(u.status == NOT_RUN for u in bad)
+    what = f"{n} job{'s' * (n != 1)} failed" + (
+        f"; {m} {'was' if m == 1 else 'were'} not run because a job {'it needs' if m == 1 else 'they need'} failed"
+        if m
+        else ""
+    )
     return Section(
         heading="Failed jobs",
         paragraphs=[
-            f"{n} job(s) failed and {len(bad) - n} were not run because a job they need failed; their cells in the "
-            "tables above are marked. Fix the cause and run the same command with `--resume`: it runs these jobs "
-            "again and keeps every finished one. `lowbit results RUN_DIR --failed` prints them with their tracebacks "
-            "(`--json`)."
+            f"{what}. Their cells in the tables above are marked. Fix the cause and run the same command with "
+            f"`--resume`: it runs these jobs again and keeps every finished one. `lowbit results {res.out} --failed` "
+            "prints them (`--json` with their tracebacks)."
         ],
         tables=[
             Table(
