@@ -3,6 +3,9 @@ ranking with its table and plot."""
 
 from __future__ import annotations
 
+import shutil
+import sqlite3
+
 import numpy as np
 import pytest
 import torch
@@ -151,6 +154,21 @@ def test_tiny_end_to_end_ranks_and_writes_table_and_plot(tmp_path, capsys):
     assert main([*args, "--resume"]) == 0
     assert {j: p.stat().st_mtime_ns for j, p in ((p.name, p) for p in (out / "jobs").iterdir())} == before
     assert [r.candidate.label for r in rank(out, cands, "W2A2")] == [r.candidate.label for r in ranked]
+    # a candidate whose job fails: the others are ranked, the failure is one line, exit status 1
+    from lowbit.engine.report import RunResults
+
+    job = RunResults(out).select({"model": ranked[-1].candidate.label, "method": "W2A2"})[0].id
+    db = sqlite3.connect(out / "results.sqlite")
+    db.execute("DELETE FROM results WHERE job_id = ?", (job,))  # as if it had not finished
+    db.commit()
+    db.close()
+    shutil.rmtree(out / "jobs" / job)
+    (out / "jobs" / job).write_text("a file where the job's folder goes")
+    capsys.readouterr()
+    assert main([*args, "--resume"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("lowbit design: 1 of ") and "FileExistsError" in err and "leaves out" in err
+    assert [r.candidate.label for r in rank(out, cands, "W2A2")] == [r.candidate.label for r in ranked[:-1]]
 
 
 def test_noise_band_and_the_paper_check_say_how_sure():

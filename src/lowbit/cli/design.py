@@ -12,6 +12,7 @@ ranking, the pick, the paper's check (Boo et al. §5.3) and a plot of the proxy 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from . import COMMANDS, UsageError
@@ -133,16 +134,29 @@ def _run(args: argparse.Namespace) -> int:
     spec = parse_spec(raw, None, "lowbit design")
     if args.dry_run:
         return 0
-    from ..engine.run import sweep
+    from ..engine.run import JobsFailed, sweep
 
-    sweep(spec, args.out, resume=args.resume, workers=args.workers, progress=not args.no_progress)
+    try:
+        sweep(spec, args.out, resume=args.resume, workers=args.workers, progress=not args.no_progress)
+        failed = None
+    except JobsFailed as e:  # rank the candidates that finished; report the rest, status 1
+        failed = e
     images = "all" if args.subset == 0 else f"{args.subset:,}"
     seeds = ", ".join(map(str, args.seeds))
     proxy = f"{args.proxy_epochs} epoch(s) float + {args.proxy_epochs} QAT on {images} {args.data} training images"
     proxy += f", seed(s) {seeds}"
     paper_setting = args.data == "cifar10" and abs(args.params - 1e6) <= 0.15e6 and target == "W2A2"
     meaningful = paper_setting and args.subset == 0 and args.proxy_epochs >= 100
-    path = write_design_report(args.out, cands, target, proxy, meaningful)
+    try:
+        path = write_design_report(args.out, cands, target, proxy, meaningful)
+    except ValueError:
+        if failed is None:
+            raise
+        print(f"lowbit design: {failed}", file=sys.stderr)  # no candidate finished: nothing to rank
+        return 1
     print(path.read_text().split("\n\n")[1])
     print(f"design report written to {path}")
+    if failed is not None:
+        print(f"lowbit design: {failed}; the ranking leaves out the candidates without a result", file=sys.stderr)
+        return 1
     return 0
