@@ -3,9 +3,9 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-EXTRAS := dev,audio,deploy,segmentation,digits,zoo
+EXTRAS := dev,audio,deploy,segmentation,digits,zoo,docs
 
-.PHONY: run test core-check lint format bench clean
+.PHONY: run test core-check docs lint format bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -25,6 +25,10 @@ test: $(STAMP)
 core-check:
 	PY=$(PY) .ci/core_check.sh $(ARGS)
 
+# the docs site (mkdocs.yml, docs/) into site/; --strict: a broken link or a page missing from the nav fails
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --site-dir site
+
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks .ci
 	$(BIN)/ruff format --check src tests benchmarks
@@ -37,4 +41,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/qat_speed.py --quick
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info
+	rm -rf $(VENV) build site *.egg-info src/*.egg-info
