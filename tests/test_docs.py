@@ -192,3 +192,26 @@ def test_site_builds_strictly(tmp_path):
     )
     assert r.returncode == 0, f"mkdocs build --strict failed:\n{r.stdout}\n{r.stderr}"
     assert (tmp_path / "site" / "math" / "uniform" / "index.html").is_file()
+
+
+CITED = re.compile(r"spec §(\d+[a-h]?)(?:\.(\d+))?")
+
+
+def test_every_spec_section_the_code_cites_is_a_docs_section():
+    """Docstrings and comments cite the math pages as "spec §N" / "spec §N.M": each cited section is a page
+    (its title starts with §N) or a numbered heading N.M on one; §10–11 are the sources page and its numbered list."""
+    math = ROOT / "docs" / "math"
+    pages, headings = set(), set()
+    for page in math.glob("*.md"):
+        text = page.read_text(encoding="utf-8")
+        title = text.splitlines()[0]
+        for sec in re.findall(r"§(\d+[a-h]?(?:\.\d+)?)", title):
+            pages |= {sec, sec.split(".")[0]}
+        headings |= set(re.findall(r"^#+ (\d+\.\d+) ", text, flags=re.M))
+    missing = set()
+    for path in sorted((ROOT / "src").rglob("*.py")):
+        for top, sub in CITED.findall(path.read_text(encoding="utf-8")):
+            ok = top in pages and (not sub or f"{top}.{sub}" in pages | headings or top in ("10", "11"))
+            if not ok:
+                missing.add(f"§{top}{'.' + sub if sub else ''} ({path.relative_to(ROOT)})")
+    assert not missing, f"code cites spec sections the docs do not have: {sorted(missing)}"
