@@ -3,7 +3,7 @@
 ``RunResults(out)`` reads ``spec.toml`` and ``results.sqlite`` of a run folder and nothing else (figure extras
 may also load the saved models the store points to). ``select(where)`` filters jobs by axis values;
 ``key_label`` names a pivot key the way tables and figures print it; ``caption_facts`` says what a figure
-is made of (data set, models, methods, bits, seeds, number of runs), as DESIGN.md asks of every figure.
+is made of (data set, models, methods, bits, seeds, number of runs), as docs/architecture.md asks of every figure.
 """
 
 from __future__ import annotations
