@@ -149,8 +149,8 @@ def test_spec_reference_names_every_registered_key():
     """docs/spec.md documents every data set, model, task, report extra and [train] field the spec checker accepts,
     so the reference cannot fall behind the registries."""
     from lowbit.data.sets import dataset_names
-    from lowbit.models import model_names
     from lowbit.engine.report.extras import extra_names
+    from lowbit.models import model_names
     from lowbit.tasks import task_names
     from lowbit.train.config import TrainConfig
 
