@@ -21,6 +21,8 @@ from lowbit.models import create_model
 from lowbit.serialize import save_model
 from lowbit.train.checkpoint import save_checkpoint
 
+pytestmark = pytest.mark.slow  # the chaos suite: `make test` runs it, `make test-fast` does not
+
 
 @pytest.fixture
 def model_file(tmp_path):

@@ -29,6 +29,8 @@ from lowbit.models import create_model
 from lowbit.serialize import load_model, save_model
 from lowbit.train.checkpoint import encode_checkpoint, parse_checkpoint
 
+pytestmark = pytest.mark.slow  # the chaos suite: `make test` runs it, `make test-fast` does not
+
 N = 2400  # inputs per format (240 per mutation kind)
 SEED = 20261129
 

@@ -30,6 +30,8 @@ from lowbit.engine.spec import load_spec  # noqa: E402
 from lowbit.fileio import is_stale_temp
 from lowbit.runlock import LOCK_NAME, RunLocked  # noqa: E402
 
+pytestmark = pytest.mark.slow  # the chaos suite: `make test` runs it, `make test-fast` does not
+
 SEED = 11
 RANDOM_KILLS = 14
 WRITE_KILLS = 6

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+
 
 def _square(x: int) -> int:
     return x * x
 
 
+@pytest.mark.slow
 def test_a_worker_killed_between_jobs_is_reported_at_the_next_submit():
     """The pool may notice a dead worker when the next job is handed to it, not when a result is read: that path
     gives the same one-line error as the other, naming the jobs in flight."""

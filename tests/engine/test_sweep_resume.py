@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from safetensors.torch import load_file
 from support.specs import SPIRALS_TINY
 
@@ -65,6 +66,7 @@ def _wait_for_training(out: Path, proc: subprocess.Popen, timeout: float = 120) 
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_kill_a_worker_then_the_sweep_and_resume_bitwise(tmp_path):
     rng = random.Random(7)
     spec = tmp_path / "s.toml"

@@ -37,6 +37,7 @@ def test_every_study_has_a_tiny_scale_cheaper_than_its_default(name):
     assert _epochs(tiny) < _epochs(default), f"{name}: the tiny scale trains as much as the default"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", OTHERS)
 def test_tiny_end_to_end_and_report_from_the_store(name, tmp_path, monkeypatch):
     spec = load_spec(study_path(name), "tiny")
