@@ -66,8 +66,10 @@ def check_round_trips(
 
 
 def quantized_share(model: nn.Module) -> float:
-    """Fraction of the model's parameter values that a weight quantizer acts on (shared tensors once)."""
-    total = {id(p): p.numel() for p in model.parameters()}
+    """Fraction of the model's parameter values that a weight quantizer acts on (shared tensors once; the
+    quantizers' own parameters, PACT α or LSQ steps, are not the model's)."""
+    own = {id(p) for p in lb.quantizer_parameters(model)}
+    total = {id(p): p.numel() for p in model.parameters() if id(p) not in own}
     quantized: dict[int, int] = {}
     for m in model.modules():
         if isinstance(m, lb.nn.QuantMixin) and m.weight_quant is not None:

@@ -5,6 +5,7 @@ from .attention import QuantMultiheadAttention
 from .conv_transpose import QuantConvTranspose1d, QuantConvTranspose2d, QuantConvTranspose3d
 from .embedding import QuantEmbedding
 from .fastpath import SlowPathTransformerEncoderLayer, disable_fast_paths
+from .hf_conv1d import register_hf_conv1d
 from .hooks import XNORInputScaling, add_gradient_quantization, add_xnor_input_scaling
 from .linear import QuantConv1d, QuantConv2d, QuantConv3d, QuantLinear
 from .matmul import Matmul, QuantMatmul, QuantScaledDotProductAttention, ScaledDotProductAttention
@@ -16,9 +17,7 @@ from .shift_bn import ShiftBatchNorm1d, ShiftBatchNorm2d
 def __getattr__(name: str):
     # twins of optional libraries' layers import that library: loaded on first access, never at import
     if name == "QuantHFConv1D":
-        from .hf_conv1d import QuantHFConv1D
-
-        return QuantHFConv1D
+        return register_hf_conv1d()
     raise AttributeError(f"module 'lowbit.nn' has no attribute {name!r}")
 
 
@@ -52,5 +51,6 @@ __all__ = [
     "add_xnor_input_scaling",
     "disable_fast_paths",
     "load_optional_twins",
+    "register_hf_conv1d",
     "register_twin",
 ]

@@ -12,16 +12,15 @@ that store their weight another way (ConvTranspose: (C_in, C_out/groups, k...); 
 override ``to_quant_layout``/``from_quant_layout``: the quantizer, ``latent_weight`` and the frozen codes see the
 weight output-channel first, the layer keeps its parameter (same object, same state_dict shape) as it was.
 
-Optional libraries: twins of classes from an optional library (transformers' ``Conv1D``) live in a module that
-imports that library, registered in ``OPTIONAL_TWINS`` by the library module that defines the float class.
-``load_optional_twins()`` imports those twin modules whose library module is already imported (a model holding
-such a layer has imported it), so the core never imports the library itself.
+Optional libraries: the twin of a class from an optional library (transformers' ``Conv1D``) can only be defined
+once that library is imported. ``OPTIONAL_TWINS`` maps the library module that defines the float class to the
+function that defines and registers the twin; ``load_optional_twins()`` runs those whose library module is already
+imported (a model holding such a layer has imported it), so the core never imports the library itself.
 """
 
 from __future__ import annotations
 
 import copy
-import importlib
 import sys
 from collections.abc import Callable, Iterable
 from typing import TypeVar
@@ -34,15 +33,16 @@ from ..quantizers import Quantizer
 QUANT_TWINS: dict[type[nn.Module], type[nn.Module]] = {}
 T = TypeVar("T", bound=type[nn.Module])
 
-# library module that defines a float class -> the lowbit module that registers its twin (importing the library)
-OPTIONAL_TWINS: dict[str, str] = {"transformers.pytorch_utils": "lowbit.nn.hf_conv1d"}
+# library module that defines a float class -> the function that defines and registers its twin (importing it);
+# filled by the twin modules themselves (hf_conv1d.py)
+OPTIONAL_TWINS: dict[str, Callable[[], object]] = {}
 
 
 def load_optional_twins() -> None:
     """Register the twins of optional libraries' layers whose library module is already imported (see above)."""
-    for library_module, twin_module in OPTIONAL_TWINS.items():
+    for library_module, register in OPTIONAL_TWINS.items():
         if library_module in sys.modules:
-            importlib.import_module(twin_module)
+            register()
 
 
 def register_twin(float_cls: type[nn.Module]) -> Callable[[T], T]:
