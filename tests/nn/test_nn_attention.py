@@ -269,11 +269,26 @@ class _Attn(nn.Module):
         return self.head(self.attn(x, x, x, need_weights=False)[0])
 
 
+class _CrossAttn(nn.Module):
+    """Cross-attention with kdim/vdim != embed_dim: separate q/k/v_proj_weight, one quantizer each."""
+
+    def __init__(self):
+        super().__init__()
+        self.attn = make_mha(kv=(5, 7), batch_first=True)
+        self.head = nn.Linear(E, 3)
+
+    def forward(self, x, k, v):
+        return self.head(self.attn(x, k, v, need_weights=False)[0])
+
+
 @pytest.mark.parametrize("act", [None, "uniform"])
 def test_round_trips(tmp_path, act):
     cfg = lb.QuantConfig(weight=get("uniform", bits=4), act=act and get("uniform", bits=8), quantize_input=True)
-    x = torch.randn(N, L, E, generator=torch.Generator().manual_seed(4))
-    check_round_trips(_Attn, cfg, (x,), tmp_path)
+    g = torch.Generator().manual_seed(4)
+    check_round_trips(_Attn, cfg, (torch.randn(N, L, E, generator=g),), tmp_path)
+    inputs = (torch.randn(N, L, E, generator=g), torch.randn(N, S, 5, generator=g), torch.randn(N, S, 7, generator=g))
+    model = check_round_trips(_CrossAttn, cfg, inputs, tmp_path)
+    assert set(model.attn.weight_quants) == {"k_proj_weight", "v_proj_weight"}
 
 
 def test_inq_puts_the_in_projection_on_powers_of_two():

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from support.zoo import build
+from support.zoo import ZOO, available, build
 from torch import nn
 
 import lowbit as lb
@@ -57,8 +57,11 @@ PAD[2, 3:] = True
 
 @pytest.mark.filterwarnings("ignore:lowbit.calibrate")  # PACT on signed inputs: warned, as it should be
 @pytest.mark.parametrize("cfg", list(CONFIGS))
-@pytest.mark.parametrize("zoo_name", ["nn_encoder_classifier", "nn_transformer"])
+@pytest.mark.parametrize("zoo_name", ["nn_encoder_classifier", "nn_transformer", "tv_vit_tiny"])
 def test_zoo_transformers_eval_no_grad_equals_grad_enabled(zoo_name, cfg):
+    reason = available(ZOO[zoo_name])
+    if reason:
+        pytest.skip(reason)
     model, inputs = build(zoo_name)
     lb.quantize_(model, CONFIGS[cfg]())
     lb.calibrate(model, [inputs], forward=lambda m, b: m(*b))

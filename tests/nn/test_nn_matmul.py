@@ -136,3 +136,12 @@ def test_round_trips(tmp_path):
     x = torch.randn(2, 5, 8, generator=torch.Generator().manual_seed(4))
     model = check_round_trips(_Attn, cfg, (x,), tmp_path)
     assert set(model.attend.act_quants) == {"k", "v", "attn"} and set(model.scores.act_quants) == {"b"}
+
+
+def test_every_quantizer_parameter_gets_a_gradient():
+    """No unused parameters (DDP's find_unused_parameters=False): each role's LSQ step trains."""
+    m = _Attn()
+    lb.quantize_(m, lb.QuantConfig(weight=get("lsq", bits=4), act=get("lsq", bits=4), quantize_input=True))
+    m(torch.randn(2, 5, 8)).sum().backward()
+    missing = [n for n, p in m.named_parameters() if p.grad is None]
+    assert not missing, missing
