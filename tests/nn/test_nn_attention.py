@@ -328,3 +328,13 @@ def test_f_reference_is_not_used():
     finally:
         F.multi_head_attention_forward = original
     assert not called
+
+
+def test_dorefa_gradient_hooks_accept_attention():
+    """add_gradient_quantization hooks every twin; MHA returns a tuple, its out_proj's hook quantizes the gradient."""
+    model = _Attn()
+    lb.quantize_(model, lb.QuantConfig(weight=get("uniform", bits=4)))
+    handles = lb.add_gradient_quantization(model, bits=4)
+    x = torch.randn(N, L, E, requires_grad=True)
+    model(x).sum().backward()
+    assert torch.isfinite(x.grad).all() and len(handles) == 3  # attn, attn.out_proj, head

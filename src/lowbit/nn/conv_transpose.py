@@ -2,8 +2,9 @@
 
 A transposed convolution stores its weight as (C_in, C_out/groups, k...), not (C_out, C_in/groups, k...) as a
 convolution does. Per-channel weight quantization means one step per OUTPUT channel (what one output's
-accumulator is rescaled by, as PyTorch's own per-channel observers use ``ch_axis=1`` for these layers), so the
-twin presents the weight to its quantizer output-channel first (``to_quant_layout``):
+accumulator is rescaled by; torch.ao refuses per-channel observers for these layers altogether, and ONNX's
+per-axis DequantizeLinear on this weight is axis 1, the output channel when groups = 1), so the twin presents
+the weight to its quantizer output-channel first (``to_quant_layout``):
 
     W (C_in, C_out/g, k...) -> (g, C_in/g, C_out/g, k...) -> swap the two channel axes -> (C_out, C_in/g, k...)
 

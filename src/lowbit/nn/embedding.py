@@ -11,9 +11,10 @@ vs rare tokens) are what makes per-row worth its one float per row.
 Whether the default quantizes embeddings: yes, ``quantize_`` gives an Embedding the default weight quantizer like
 any other weight-bearing layer it knows, because in small transformers the token table is often the largest
 single tensor (a model left mostly float would not be what its config says) and because the BERT quantization
-papers quantize it (Q8BERT: 8-bit embeddings; TernaryBERT: ternary word embeddings). torchao and Brevitas make it
-opt-in (their defaults target Linear layers). Keep it float with ``keep_float=("first",)`` (the token embedding
-is usually the first quantizable layer) or a pattern such as ``"*embed*"``.
+papers quantize it (Q8BERT: 8-bit embeddings; TernaryBERT: ternary word embeddings). Peers differ: torchao's
+``quantize_`` targets Linear layers unless given a filter and an embedding config; Brevitas has a
+``QuantEmbedding`` layer the user places. Keep it float with ``keep_float=("first",)`` (the token embedding is
+usually the first quantizable layer) or a pattern such as ``"*embed*"``.
 
 ``padding_idx`` is honoured as torch does (F.embedding gives that row no gradient; its quantized value is what a
 zero row rounds to, 0 for the grids of lowbit's weight quantizers). ``max_norm`` is refused: torch renormalises

@@ -5,7 +5,7 @@ In ``eval()`` under ``torch.no_grad()``, ``nn.TransformerEncoderLayer.forward`` 
 ``torch._transformer_encoder_layer_fwd`` (when its ``why_not_sparsity_fast_path`` checks pass: batch_first, biases,
 relu/gelu, an even head count, no hooks, no autograd, ...), and ``nn.TransformerEncoder`` packs a padded batch into
 a nested tensor for it. The children's ``forward`` never runs, so neither do their quantizers: a quantized model
-evaluated as usual is the float model (issue 24 measured 0.138 of output difference at W2).
+evaluated as usual computes with float weights (a W2 encoder classifier's logits moved by 0.13).
 ``nn.MultiheadAttention``'s own fast path reads its weights the same way; its twin (``QuantMultiheadAttention``)
 has its own forward, and a float MHA that is kept float reads float weights correctly.
 
