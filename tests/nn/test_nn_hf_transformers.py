@@ -94,7 +94,6 @@ def test_identity_quantizers_change_nothing(name):
     torch.testing.assert_close(run(model, (x,)), want, atol=1e-6, rtol=0)
 
 
-@pytest.mark.slow  # freezes and packs every layer of two transformers
 @pytest.mark.parametrize("name", MODELS)
 def test_packed_round_trip(name, tmp_path):
     skip_if_missing(name)
