@@ -19,12 +19,11 @@ from lowbit.serialize import load_model, save_model
 @contextmanager
 def registered_model(name: str, build: Callable[[], nn.Module]) -> Iterator[str]:
     """Register ``build`` in the model registry for the duration (``load_model`` rebuilds models by name)."""
-    registry.register_model(name)(lambda: build())
+    registry.register_model(name)(build)
     try:
         yield name
     finally:
-        registry._MODELS.pop(name, None)
-        registry.TEST_KWARGS.pop(name, None)
+        registry.MODELS.unregister(name)
 
 
 def run(model: nn.Module, inputs: tuple) -> torch.Tensor:
