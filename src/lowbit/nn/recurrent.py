@@ -48,7 +48,6 @@ from ..quantizers import Quantizer
 from .qmodule import QuantMixin, adopt_parameters, register_twin
 from .recurrent_loop import recurrent_loop
 
-
 TEMPLATES = ("weight_quant", "act_quant")
 
 
