@@ -21,6 +21,7 @@ from torch import nn
 from torch._dynamo.testing import CompileCounterWithBackend
 
 import lowbit as lb
+from lowbit.nn.conv_bn import QuantConvBn2d
 from lowbit.quantizers import get
 
 
@@ -41,6 +42,30 @@ def test_w2a2_mlp_training_forward_is_one_graph():
     x, y = torch.randn(5, 6), torch.randint(0, 3, (5,))
     lb.calibrate(model, [x])
     assert breaks(eq.fwd_loss, model, x, y) == (1, 0, [])
+
+
+def test_folded_bn_conv_and_act_point_trace_whole():
+    """QuantConvBn2d (``fold_bn=True``: BN folded into the conv, training and eval forms) and QuantActPoint."""
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv0, self.bn0 = nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4)
+            self.conv1, self.bn1 = nn.Conv2d(4, 4, 3, padding=1), nn.BatchNorm2d(4)
+            self.point, self.fc = lb.nn.ActPoint(), nn.Linear(64, 3)
+
+        def forward(self, x):
+            h = torch.relu(self.bn0(self.conv0(x)))
+            return self.fc(self.point(torch.relu(self.bn1(self.conv1(h)))).flatten(1))
+
+    torch.manual_seed(0)
+    model = w2a2(Net(), fold_bn=True)
+    assert isinstance(model.conv1, QuantConvBn2d) and isinstance(model.point, lb.nn.QuantActPoint)
+    x, y = torch.randn(2, 3, 4, 4), torch.tensor([0, 2])
+    lb.calibrate(model, [x])
+    assert breaks(eq.fwd_loss, model.train(), x, y) == (1, 0, [])
+    with torch.no_grad():
+        assert breaks(model.eval(), x) == (1, 0, [])
 
 
 @pytest.mark.parametrize(
