@@ -97,7 +97,9 @@ class QuantMixin:
         q = self.weight_quantizer(name)
         if q is None:
             return w
-        if self.training or torch.is_grad_enabled():
+        if self.training or torch.is_grad_enabled() or torch.compiler.is_compiling():
+            # traced by torch.compile / torch.export: the cache key reads version counters and data pointers on
+            # the host, and a compiled graph has no use for a Python-side cache anyway
             return self.from_quant_layout(name, q(self.to_quant_layout(name, w)))
         cache = self.__dict__.setdefault("_wq_cache", {})
         hit = cache.get(name)
