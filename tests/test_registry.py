@@ -46,6 +46,7 @@ def test_every_registry_looks_up_lists_and_refuses_unknown_names(kind):
     assert reg.get(known) is dict(reg.items())[known]  # the refused registration changed nothing
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "module, entries",
     [

@@ -76,6 +76,12 @@ class Registry(Generic[T]):
 
         return add if entry is None else add(entry)
 
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (a temporary registration: tests, an interactive session); unknown names are ignored."""
+        self._entries.pop(name, None)
+        self._meta.pop(name, None)
+        self._unlisted.discard(name)
+
     # ------------------------------------------------------------------ lookup
     def _load(self) -> None:
         if self._loaded:

@@ -35,6 +35,7 @@ def test_reproduce_list(capsys):
     assert "spirals" in out and "[scales: default, paper, tiny]" in out
 
 
+@pytest.mark.slow
 def test_reproduce_spirals_tiny_then_lose_a_job_and_resume(tmp_path, capsys):
     import sqlite3
 

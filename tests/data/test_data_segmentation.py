@@ -104,6 +104,7 @@ def shared_isbi() -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_real_isbi_set():
     root = shared_isbi()
     assert default_root() == root

@@ -78,6 +78,7 @@ def test_image_sets_from_files_normalised_and_flattened(tmp_path, name, write, i
     assert model(flat.test.tensors[0]).shape == (len(flat.test), info["num_classes"])
 
 
+@pytest.mark.slow
 def test_a_model_that_does_not_fit_its_data_is_one_line(tmp_path):
     data = build_dataset("digits", subset=50)
     check_fit("small", {"name": "fcdnn", "width": 8}, data, "digits")  # in_features 64 from the data

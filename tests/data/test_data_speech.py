@@ -35,6 +35,7 @@ def test_normalise_per_utterance():
     assert torch.equal(normalise(torch.zeros(5, 3)), torch.zeros(5, 3))  # constant: 0/(0+eps), no NaN
 
 
+@pytest.mark.slow
 def test_frames_shape_and_kinds():
     sr = 8000
     audio = np.sin(2 * np.pi * 440 * np.arange(sr) / sr).astype(np.float32)
@@ -62,6 +63,7 @@ def test_collate_pads_and_concatenates():
 # ---------------------------------------------------------------- FSDD
 
 
+@pytest.mark.slow
 def test_fsdd_connected_digits(tmp_path):
     root = write_fsdd(tmp_path / "rec")
     fc = FeatureConfig(hop_ms=20.0, context=1)

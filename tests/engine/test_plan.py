@@ -8,6 +8,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
 from support.specs import DIGITS
 
 from lowbit.engine.plan import describe, plan
@@ -52,6 +53,7 @@ def test_bits_axis_shares_the_float_parent_and_ensembles_use_the_first_seeds():
         assert sorted(next(f for f in floats if f.id == p).axes["seed"] for p in e.parents) == [0, 1]
 
 
+@pytest.mark.slow
 def test_ids_are_stable_across_processes_and_change_with_the_config():
     ids = [j.id for j in plan(_spec())]
     assert ids == [j.id for j in plan(_spec())]

@@ -66,6 +66,7 @@ def _run(tmp_path, seeds=(0, 1)):
     return RunResults(tmp_path)
 
 
+@pytest.mark.slow
 def test_paired_differences_and_verdicts(tmp_path):
     res = _run(tmp_path)
     claims = [

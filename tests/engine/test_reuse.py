@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 
+import pytest
 from safetensors.torch import load_file
 from support.specs import DIGITS
 
@@ -27,6 +28,7 @@ def _sweep(tmp_path, text, out, *extra):
     return main(["sweep", str(spec), "--scale", "tiny", "--out", str(out), "--workers", "1", "--no-progress", *extra])
 
 
+@pytest.mark.slow
 def test_reuse_takes_finished_jobs_and_gives_the_full_runs_results(tmp_path, capsys):
     small, full, extended = tmp_path / "small", tmp_path / "full", tmp_path / "extended"
     assert _sweep(tmp_path, SMALL, small) == 0  # 2 models x float x seed 0
@@ -49,6 +51,7 @@ def test_reuse_takes_finished_jobs_and_gives_the_full_runs_results(tmp_path, cap
     assert len(ran_here) == 6
 
 
+@pytest.mark.slow
 def test_reuse_skips_other_configs_and_missing_models(tmp_path, capsys):
     small = tmp_path / "small"
     assert _sweep(tmp_path, SMALL, small) == 0

@@ -12,6 +12,7 @@ from lowbit.engine.report.results import RunResults
 from lowbit.runlock import RunLock
 
 
+@pytest.mark.slow
 def test_sweep_a_user_spec_then_resume_report_and_refusals(tmp_path, capsys):
     spec = tmp_path / "digits.toml"
     spec.write_text(DIGITS)
@@ -55,6 +56,7 @@ def test_sweep_a_user_spec_then_resume_report_and_refusals(tmp_path, capsys):
     assert "in use by another lowbit process (pid" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_folder_with_a_spec_but_no_results_is_not_held_hostage(tmp_path, capsys):
     spec = tmp_path / "digits.toml"
     spec.write_text(one_cell())
@@ -69,6 +71,7 @@ def test_a_folder_with_a_spec_but_no_results_is_not_held_hostage(tmp_path, capsy
     assert main(["report", str(out)]) == 0 and (out / "report.md").is_file()
 
 
+@pytest.mark.slow
 def test_run_a_one_cell_spec_and_refuse_a_grid(tmp_path, capsys):
     spec = tmp_path / "digits.toml"
     spec.write_text(DIGITS)
@@ -82,6 +85,7 @@ def test_run_a_one_cell_spec_and_refuse_a_grid(tmp_path, capsys):
     assert len(RunResults(tmp_path / "r").jobs) == 3
 
 
+@pytest.mark.slow
 def test_an_ensemble_averages_its_members_probabilities(tmp_path):
     import torch
 

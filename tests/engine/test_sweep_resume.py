@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 from safetensors.torch import load_file
-from support.specs import SPIRALS_SMALL
+from support.specs import SPIRALS_TINY
 
 from lowbit.cli import main
 
-HEAVIER = SPIRALS_SMALL.replace("subset = 400", "subset = 3000").replace("epochs = 3\n", "epochs = 8\n")
+HEAVIER = SPIRALS_TINY.replace("subset = 300", "subset = 3000").replace("epochs = 3\n", "epochs = 8\n")
 
 
 def _snapshot(out: Path) -> tuple[list, dict]:

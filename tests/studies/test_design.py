@@ -122,6 +122,7 @@ def _image_folder(root, classes=3, train=40, test=12, size=32):
                 Image.fromarray(a.astype(np.uint8)).save(d / f"{i}.png")
 
 
+@pytest.mark.slow
 def test_tiny_end_to_end_ranks_and_writes_table_and_plot(tmp_path, capsys):
     from PIL import Image
 

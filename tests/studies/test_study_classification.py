@@ -13,6 +13,7 @@ from lowbit.engine.report.results import RunResults
 from lowbit.metrics.classification import top1_accuracy
 
 
+@pytest.mark.slow
 def test_plan_counts_follow_the_old_module_at_every_scale(capsys):
     # default: VGG-16 float 7 + INQ (3 seeds x 8 bits + 4 seeds x 8 bits only) 28; small VGGs 2 x (3 float + 6 INQ);
     # ensembles 7 sizes x 7 rotations x (float, INQ 8); paper: the quantized ensembles at 4 and 8 bits
@@ -32,6 +33,7 @@ def cifar(tmp_path, monkeypatch):
     return env
 
 
+@pytest.mark.slow
 def test_tiny_end_to_end_and_report_from_the_store(tmp_path, cifar):
     out = tmp_path / "run"
     md, _ = reproduce_and_rebuild("classification", out, cifar)

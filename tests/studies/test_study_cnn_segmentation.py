@@ -97,6 +97,7 @@ def test_image_dice_by_hand():
     assert image_dice(torch.zeros(2, 2, dtype=torch.bool), torch.zeros(2, 2, dtype=torch.bool)) == 100.0
 
 
+@pytest.mark.slow
 def test_tiny_end_to_end(tmp_path):
     if not (shared_data_dir() / "isbi2012-em").is_dir():
         pytest.skip(f"the real ISBI 2012 set is not at {shared_data_dir() / 'isbi2012-em'}")

@@ -31,6 +31,7 @@ def test_score_uses_membrane_dice_and_cell_objects():
         score(glands.float(), glands, objects_of=2)
 
 
+@pytest.mark.slow
 def test_plan_counts_follow_the_old_module_at_every_scale(capsys):
     # default: full 7 float + 56 INQ, half 3 float + 6 INQ, ensembles 9 precisions x 7 sizes x 7 rotations
     for scale, n in (("tiny", 21), ("default", 513), ("paper", 516)):
@@ -38,6 +39,7 @@ def test_plan_counts_follow_the_old_module_at_every_scale(capsys):
         assert capsys.readouterr().out.splitlines()[-1] == f"{n} jobs"
 
 
+@pytest.mark.slow
 def test_tiny_end_to_end_and_report_from_the_store(tmp_path, monkeypatch):
     data = tmp_path / "data"
     write_isbi(data / "isbi2012-em", side=512)

@@ -42,6 +42,7 @@ def speech_data(tmp_path, monkeypatch):
     return {"LOWBIT_DATA": str(data)}
 
 
+@pytest.mark.slow
 def test_tiny_end_to_end_and_report_from_the_store(tmp_path, speech_data):
     out = tmp_path / "run"
     md, _ = reproduce_and_rebuild("speech", out, speech_data)
@@ -66,6 +67,7 @@ def test_tiny_end_to_end_and_report_from_the_store(tmp_path, speech_data):
     assert (out / "figures" / "wer_vs_bits.png").is_file() and (out / "figures" / "wer_vs_members.png").is_file()
 
 
+@pytest.mark.slow
 def test_timit_tiny_end_to_end(tmp_path, speech_data):
     out = tmp_path / "timit"
     md, _ = reproduce_and_rebuild("speech_timit", out, speech_data)

@@ -6,10 +6,13 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from lowbit.cli import main
 from lowbit.engine.report.results import RunResults
 
 
+@pytest.mark.slow
 def test_spirals_tiny_end_to_end_and_report_from_the_store_alone(tmp_path, capsys):
     out = tmp_path / "sp"
     assert main(["reproduce", "spirals", "--scale", "tiny", "--dry-run"]) == 0

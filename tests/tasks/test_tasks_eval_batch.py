@@ -3,6 +3,7 @@ the probabilities do not depend on how the test set is cut into batches."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch.utils.data import TensorDataset
 
@@ -13,6 +14,7 @@ def _data(n: int, *shape: int) -> TensorDataset:
     return TensorDataset(torch.randn(n, *shape), torch.zeros(n, dtype=torch.long))
 
 
+@pytest.mark.slow
 def test_batch_is_bounded_by_samples_and_input_elements():
     assert eval_batch_size(_data(10, 2)) == 4096  # spirals: the sample cap
     assert eval_batch_size(_data(10, 3, 32, 32)) == EVAL_INPUT_ELEMENTS // 3072 == 341  # CIFAR images

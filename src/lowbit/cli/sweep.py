@@ -1,4 +1,4 @@
-"""``lowbit sweep SPEC``: run every job of a study spec into one run folder (DESIGN.md, Experiments)."""
+"""``lowbit sweep SPEC``: run every job of a study spec into one run folder (docs/architecture.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""What a trained job records at its end, beyond the task's test metrics (DESIGN.md, Experiments; issue 10).
+"""What a trained job records at its end, beyond the task's test metrics (docs/architecture.md; issue 10).
 
 - ``probs.safetensors`` in the job folder: the test-set output of ``task.predict`` (float32), written
   atomically, so that an ensemble averages its members' saved outputs instead of running every member again

@@ -1,4 +1,4 @@
-"""A spec -> the DAG of jobs it needs, parents first, each with a stable id (DESIGN.md, Experiments).
+"""A spec -> the DAG of jobs it needs, parents first, each with a stable id (docs/architecture.md).
 
 Every cell of the grid (model x method x seed x the extra axes the method uses) asks for one job; a QAT or
 INQ job needs its parent method's job at the same model, seed and axis values; an ensemble needs its parent's

@@ -1,4 +1,4 @@
-"""The sweep engine: spec -> checked plan -> jobs on a backend -> rows in the store -> report (DESIGN.md).
+"""The sweep engine: spec -> checked plan -> jobs on a backend -> rows in the store -> report (docs/architecture.md).
 
 ``sweep(spec, out)`` is what ``lowbit sweep``, ``lowbit run`` and ``lowbit reproduce`` call. Before anything
 is written, the whole spec is checked against its data: every model is built with the data's sizes and runs

@@ -1,4 +1,4 @@
-"""The study spec: one TOML file says what a study trains, on what, and what its report shows (DESIGN.md, Experiments).
+"""The study spec: one TOML file says what a study trains, on what, and what its report shows (docs/spec.md).
 
     name = "my-study"                  # required; description = "..." optional
     task = "classification"            # a registered task (lowbit.tasks): loss, predict, metrics

@@ -1,4 +1,4 @@
-"""The result store: ``results.sqlite`` in the run folder, one row per (job, metric) (DESIGN.md, Experiments).
+"""The result store: ``results.sqlite`` in the run folder, one row per (job, metric) (docs/architecture.md).
 
 Each row holds the job id, the metric and its value, the job's axis values (JSON), its resolved config (JSON),
 the code version (package version + git commit when there is one), the job's wall time and the path of its

@@ -16,7 +16,8 @@ Deviations (all logged here, none changes the function class):
 - A transposed conv with k = s = 2 is written as a bias-free 1x1 ``Conv2d`` to 4*C_out channels, a
   ``PixelShuffle(2)`` and one bias per output channel. That is exactly ``ConvTranspose2d(k=2, s=2)``
   (each input pixel writes a disjoint 2x2 block; tested against torch's layer), and it keeps every weight in a
-  ``Conv2d`` that ``quantize_``/``INQ`` know how to quantize (lowbit has no ConvTranspose twin).
+  ``Conv2d`` that ``quantize_``/``INQ`` know how to quantize (written before lowbit had a ConvTranspose twin,
+  ``nn.QuantConvTranspose2d``; kept, since saved models of this architecture have this layout).
 - The re-implementation passes the final 1x1 conv through BN+ReLU; here the last 1x1 conv gives raw logits
   (a ReLU on logits cannot express "background more likely than foreground" below zero).
 """

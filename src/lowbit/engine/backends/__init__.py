@@ -1,4 +1,4 @@
-"""Backends run jobs; the engine decides which jobs are ready. One small interface (DESIGN.md, Experiments).
+"""Backends run jobs; the engine decides which jobs are ready. One small interface (docs/architecture.md).
 
 A backend is given work as ``submit(key, fn, kwargs)`` — ``fn`` an importable module-level function, the
 kwargs plain data — and hands finished work back one at a time from ``next_result() -> (key, result)``. A job

@@ -1,5 +1,5 @@
 """Reports from rows: ``build_report(run_dir)`` rewrites report.md, report.html and figures/*.png of any run
-from its ``spec.toml`` and ``results.sqlite`` alone (DESIGN.md, Experiments).
+from its ``spec.toml`` and ``results.sqlite`` alone (docs/architecture.md).
 
 The spec's ``[report]`` says what to show: pivot tables and metric-vs-axis figures (``pivot.py``) and
 registered extras (``extras.py``) for study-specific pictures. With no ``[report]`` tables, one default table

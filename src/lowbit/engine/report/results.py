@@ -6,7 +6,7 @@ may also load the saved models the store points to). ``unfinished`` holds the jo
 that stopped, or is still going), so tables can show their cells as missing rather than leave them out.
 ``select(where)`` filters jobs by axis values;
 ``key_label`` names a pivot key the way tables and figures print it; ``caption_facts`` says what a figure
-is made of (data set, models, methods, bits, seeds, number of runs), as DESIGN.md asks of every figure.
+is made of (data set, models, methods, bits, seeds, number of runs), as docs/architecture.md asks of every figure.
 """
 
 from __future__ import annotations
