@@ -81,7 +81,10 @@ def check_fit(label: str, cfg: dict, data: Data, data_name: str, data_flattened:
 
     ``data`` is the data as the job sees it (``model_data``: flattened when the model takes vectors);
     ``data_flattened``: the spec flattens the data set itself (``[data] flatten = true``), for the hint."""
-    model, kwargs = build_model(cfg, data.info)
+    try:
+        model, kwargs = build_model(cfg, data.info)
+    except (ValueError, TypeError) as e:  # a bad argument value: the builder's own line, with the entry's path
+        raise ValueError(f"models.{label} ({entry_label(cfg)}): {str(e).splitlines()[0]}") from None
     x = data.train[0][0]
     try:
         with torch.no_grad():

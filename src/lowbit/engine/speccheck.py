@@ -72,7 +72,8 @@ class _Checker:
         msg = str(err)
         m = _NOT_ACCEPTED.search(msg)
         if m:
-            raise SpecError(f"{self.source}: {path}.{m.group(1)} = {m.group(2)}: expected {m.group(3)}") from None
+            value = {"True": "true", "False": "false"}.get(m.group(2), m.group(2))  # as TOML writes it
+            raise SpecError(f"{self.source}: {path}.{m.group(1)} = {value}: expected {m.group(3)}") from None
         raise SpecError(f"{self.source}: {path}: {msg}") from None
 
     def whole(self, path: str, v: Any, lo: int, hi: int | None = None) -> None:
