@@ -31,7 +31,8 @@ def test_models_lists_every_registered_model_with_its_input_and_arguments(capsys
     args = {a["name"]: a for a in by["fcdnn"]["arguments"]}
     sig = inspect.signature(MODELS.get("fcdnn")).parameters
     assert list(args) == list(sig) and all(args[n]["default"] == sig[n].default for n in sig)
-    assert args["width"]["type"] == "a whole number" and args["residual"]["type"] == "true or false"
+    assert args["width"]["type"] == "a whole number >= 1" and args["residual"]["type"] == "true or false"
+    assert args["depth"]["type"] == "a whole number >= 2"
     assert args["in_features"]["from_data"] and not args["width"]["from_data"]
     block = {a["name"]: a for a in by["cifar_resnet"]["arguments"]}["block"]
     assert block["type"] == "one of 'basic', 'preact', 'depthwise'"
@@ -43,8 +44,8 @@ def test_models_text_names_the_input_and_the_defaults(capsys):
     out = capsys.readouterr().out
     assert out.splitlines()[0] == "fcdnn"
     assert "  takes: (N, in_features) vectors; image data is flattened for it" in out
-    assert "    width: a whole number (default 128)" in out
-    assert "    in_features: a whole number (default 2; set from the data unless given)" in out
+    assert "    width: a whole number >= 1 (default 128)" in out
+    assert "    in_features: a whole number >= 1 (default 2; set from the data unless given)" in out
     assert out.splitlines()[-1] == "1 registered"
     assert main(["models", "fcdn"]) == 2
     assert "unknown model 'fcdn'; did you mean 'fcdnn'" in capsys.readouterr().err

@@ -45,8 +45,15 @@ def _err_raw(raw: dict) -> str:
         (IDX, "subset = 300", 'flatten = "false"', "data.flatten = 'false': expected true or false (write it"),
         (IDX, "subset = 300", "flatten = 0", "data.flatten = 0: expected true or false"),
         # [models.*]: types from the builder's signature; flatten is the engine's and a bool
-        ("", "width = 16", 'width = "16"', "models.narrow.width = '16': expected a whole number (write it without"),
-        ("", "width = 16", "width = 16.5", "models.narrow.width = 16.5: expected a whole number"),
+        ("", "width = 16", 'width = "16"', "models.narrow.width = '16': expected a whole number >= 1 (write it"),
+        ("", "width = 16", "width = 16.5", "models.narrow.width = 16.5: expected a whole number >= 1"),
+        ("", "width = 16", "width = 0", "models.narrow.width = 0: expected a whole number >= 1"),
+        (
+            "",
+            "depth = 2\n[models.wide]",
+            "depth = 1\n[models.wide]",
+            "models.narrow.depth = 1: expected a whole number >= 2",
+        ),
         ("", "depth = 2\n[models.wide]", "residual = 1\n[models.wide]", "models.narrow.residual = 1: expected true"),
         ("", "depth = 2\n[models.wide]", "flatten = 1\n[models.wide]", "models.narrow.flatten = 1: expected true"),
         ("", "width = 16", "widht = 16", "models.narrow.widht: unknown key; accepted: name, width, depth, residual"),

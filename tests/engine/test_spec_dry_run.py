@@ -23,7 +23,11 @@ def _dry(tmp_path, capsys, text: str, *flags: str) -> tuple[int, str, str]:
 @pytest.mark.parametrize(
     "old, new, message",
     [
-        ("width = 16", "width = 0", "models.narrow (fcdnn): fcdnn: width=0 is not accepted; expected a whole number"),
+        (
+            'name = "fcdnn"\nwidth = 16\ndepth = 2',
+            'name = "fcn_sa"\ndepth = 9',
+            "models.narrow (fcn_sa): fcn_sa: depth=9 is not accepted; expected 1..6",
+        ),
         ("width = 16", "width = 16\nin_features = 3", "models.narrow (fcdnn {"),
         (
             'keep_float = ["first"]',

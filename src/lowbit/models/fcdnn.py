@@ -10,9 +10,12 @@ vectors).
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
 from torch import nn
 
+from ..arguments import Positive, Range
 from .registry import VECTORS, register_model
 
 
@@ -61,7 +64,11 @@ class FCDNN(nn.Module):
 
 @register_model("fcdnn", test_kwargs={"width": 16, "depth": 3}, **VECTORS)
 def fcdnn(
-    width: int = 128, depth: int = 4, residual: bool = False, in_features: int = 2, num_classes: int = 2
+    width: Positive = 128,
+    depth: Annotated[int, Range(2)] = 4,
+    residual: bool = False,
+    in_features: Positive = 2,
+    num_classes: Positive = 2,
 ) -> FCDNN:
     """Fully connected ReLU net of ``depth`` linear layers, ``width`` units wide (``residual``: halved skip sums)."""
     return FCDNN(width, depth, residual, in_features, num_classes)
