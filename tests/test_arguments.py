@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from lowbit.arguments import Count, Fraction, Param, accepts, check_kwargs, describe, params
+from lowbit.arguments import Count, Fraction, Param, Problem, accepts, check_kwargs, describe, params
 
 
 def test_arguments_read_from_signatures():
@@ -19,7 +19,7 @@ def test_arguments_read_from_signatures():
     assert accepts(0.25, ps["c"].hint) and not accepts(1.0, ps["c"].hint) and not accepts(float("nan"), float)
     assert not accepts(True, int) and not accepts(1, bool) and accepts(2, float) and not accepts(True, float)
     assert check_kwargs(build, {"zzz": 1}) is None  # **kw takes any name
-    assert check_kwargs(build, {"b": -1}) == ("b", -1, "expected a whole number >= 0")
+    assert check_kwargs(build, {"b": -1}) == Problem("b", -1, "expected a whole number >= 0")
     assert describe(Count) == "a whole number >= 0" and Param("x", bool).check("yes") == "expected true or false"
 
 
@@ -35,8 +35,9 @@ def build_net(depth: int = 2, **kwargs) -> Net:
 def test_literals_unions_and_classes_followed_through_kwargs():
     build = build_net
     assert [p.name for p in params(build)] == ["depth", "width", "mode"]
-    assert check_kwargs(build, {"mode": "c"}) == ("mode", "c", "expected one of 'a', 'b'")
-    assert check_kwargs(build, {"colour": 1})[2] == "unknown argument; accepted: depth, width, mode"
+    assert check_kwargs(build, {"mode": "c"}) == Problem("mode", "c", "expected one of 'a', 'b'")
+    unknown = check_kwargs(build, {"colour": 1})
+    assert unknown.unknown and unknown.what == "unknown argument; accepted: depth, width, mode"
     assert accepts(3, int | str) and accepts("x", int | str) and not accepts(2.5, int | str)
     assert Param("n", int).check("300") == "expected a whole number (write it without quotes)"
     assert Param("n", None).check(object()) is None  # nothing known: anything goes

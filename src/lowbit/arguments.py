@@ -213,17 +213,26 @@ def _number(text: str) -> int | float | None:
     return None
 
 
-def check_kwargs(fn: Callable[..., Any], kwargs: Mapping[str, Any]) -> tuple[str, Any, str] | None:
-    """The first keyword argument ``fn`` does not accept: (name, value, what is accepted); None when all are.
+@dataclass(frozen=True)
+class Problem:
+    """The first keyword argument a builder does not accept: its name and value, what is accepted, and whether the
+    builder has no argument of that name at all (``unknown``) rather than a value it refuses."""
 
-    An unknown name gives what is accepted as "unknown argument; accepted: a, b, c"."""
+    name: str
+    value: Any
+    what: str
+    unknown: bool = False
+
+
+def check_kwargs(fn: Callable[..., Any], kwargs: Mapping[str, Any]) -> Problem | None:
+    """The first keyword argument ``fn`` does not accept (None when it accepts them all)."""
     ps = {p.name: p for p in params(fn)}
     for k, v in kwargs.items():
         if k not in ps:
             if takes_any_keyword(fn):
                 continue
-            return k, v, f"unknown argument; accepted: {', '.join(ps) or '(none)'}"
+            return Problem(k, v, f"unknown argument; accepted: {', '.join(ps) or '(none)'}", unknown=True)
         problem = ps[k].check(v)
         if problem:
-            return k, v, problem
+            return Problem(k, v, problem)
     return None

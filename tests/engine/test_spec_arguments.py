@@ -71,6 +71,7 @@ def _err_raw(raw: dict) -> str:
         ("", "bits = [3]", "bits = [3]\nwidth = [8, 16]", "grid.width = [8, 16]: no method uses this axis"),
         # an entry names a registered builder or a target, and a target is "package.module:function"
         ("", 'name = "fcdnn"\nwidth = 16', "width = 16", "models.narrow.name: missing; give name = a registered model"),
+        ("", 'name = "fcdnn"\nwidth = 16', 'name = ["fcdnn"]\nwidth = 16', "models.narrow.name = ['fcdnn']: unknown"),
         ("", 'name = "fcdnn"\nwidth = 16', 'name = "fcdnn"\ntarget = "a:b"\nwidth = 16', "not both"),
         ("", 'name = "fcdnn"\nwidth = 16', 'target = "nocolon"\nwidth = 16', "models.narrow.target = 'nocolon'"),
         (

@@ -81,27 +81,31 @@ def check_entry(
         fn = _resolve(c, path, cfg["target"])
         keys = "target"
     else:
-        if cfg["name"] not in registry and lenient:
+        name = cfg["name"]
+        known = isinstance(name, str) and name in registry
+        if not known and lenient and isinstance(name, str):
             return
-        if not isinstance(cfg["name"], str) or cfg["name"] not in registry:
-            c.fail(f"{path}.name", cfg["name"], f"unknown {kind}; accepted: {', '.join(registry.names())}")
-        fn = registry.get(cfg["name"])
+        if not known:
+            c.fail(f"{path}.name", name, f"unknown {kind}; accepted: {', '.join(registry.names())}")
+        fn = registry.get(name)
         keys = "name"
     bad = check_kwargs(fn, args)
+    if bad is not None and bad.unknown:
+        accepted = [keys, *(p.name for p in params(fn)), *engine_keys]
+        raise SpecError(f"{c.source}: {path}.{bad.name}: unknown key; accepted: {', '.join(accepted)}")
     if bad is not None:
-        k, v, what = bad
-        if what.startswith("unknown argument"):
-            accepted = [keys, *(p.name for p in params(fn)), *engine_keys]
-            raise SpecError(f"{c.source}: {path}.{k}: unknown key; accepted: {', '.join(accepted)}")
-        c.fail(f"{path}.{k}", v, what)
+        c.fail(f"{path}.{bad.name}", bad.value, bad.what)
 
 
 def _resolve(c: _Checker, path: str, target: str) -> Callable[..., Any]:
     """``resolve_target`` with its errors as one spec line (a user's module may raise anything on import)."""
+    what = f"{path}.target"
     try:
-        return resolve_target(target, f"{path}.target")
+        return resolve_target(target, what)
     except (ImportError, ValueError) as e:
-        raise SpecError(f"{c.source}: {_first_line(e)}") from None
+        if str(e).startswith(what):  # resolve_target's own line: the module or the attribute is missing
+            raise SpecError(f"{c.source}: {_first_line(e)}") from None
+        raise SpecError(f"{c.source}: {what} = {target!r}: importing it failed: {_first_line(e)}") from None
     except Exception as e:  # noqa: BLE001  (a user's module failed while being imported)
         raise SpecError(f"{c.source}: {path}.target = {target!r}: importing it failed: {_first_line(e)}") from None
 
