@@ -119,7 +119,10 @@ class Registry(Generic[T]):
 
     def __contains__(self, name: object) -> bool:
         self._load()
-        return name in self._entries
+        try:
+            return name in self._entries
+        except TypeError:  # an unhashable value (a list where a spec wants a name) is no entry
+            return False
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())

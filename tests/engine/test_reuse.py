@@ -87,4 +87,4 @@ def test_dry_run_says_what_reuse_would_take_and_writes_nothing(tmp_path, capsys)
     out = tmp_path / "planned"
     assert _sweep(tmp_path, WIDER, out, "--dry-run", "--reuse", str(small)) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[-2:] == ["8 jobs", f"2 of them finished in {small} (--reuse takes them)"] and not out.exists()
+    assert lines[-3:-1] == ["8 jobs", f"2 of them finished in {small} (--reuse takes them)"] and not out.exists()

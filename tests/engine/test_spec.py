@@ -81,7 +81,10 @@ def test_errors_name_the_path_and_what_is_accepted(old, new, message):
 
 
 def test_cycle_and_ensemble_parent_and_unknown_extra_and_scale():
-    cyc = DIGITS.replace('[methods.float]\nkind = "float"', '[methods.float]\nkind = "qat"\nparent = "W4A4"')
+    cyc = DIGITS.replace(
+        '[methods.float]\nkind = "float"',
+        '[methods.float]\nkind = "qat"\nparent = "W4A4"\nquant = { weight = { name = "uniform", bits = 2 } }',
+    )
     assert "methods.float.parent: cycle float -> W4A4 -> float" in _err(cyc)
     bad = DIGITS.replace('parent = "float"\nbits', 'parent = "E2"\nbits')
     assert "methods.INQ.parent = 'E2': an ensemble cannot be a parent" in _err(bad)

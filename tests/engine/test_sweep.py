@@ -18,7 +18,8 @@ def test_sweep_a_user_spec_then_resume_report_and_refusals(tmp_path, capsys):
     spec.write_text(DIGITS)
     out = tmp_path / "run"
     assert main(["sweep", str(spec), "--dry-run"]) == 0
-    assert capsys.readouterr().out.splitlines()[-1] == "12 jobs"
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-2] == "12 jobs" and lines[-1].startswith("checked: data 'digits' loaded; every model fits it")
     assert not out.exists()  # a dry run writes nothing
     assert main(["sweep", str(spec), "--out", str(out), "--workers", "1", "--no-progress"]) == 0
     res = RunResults(out)

@@ -29,7 +29,7 @@ def test_ctc_metrics_decode_each_utterance_up_to_its_length():
 def test_plan_counts_follow_the_old_module_at_every_scale(capsys):
     # default: 7 float + INQ (2 seeds x 8 bits + 5 seeds x 9 bits only) + small (2 float + 4 INQ) + 2 x 7 ensembles
     for name, scale, n in (("speech", "tiny", 11), ("speech", "default", 48), ("speech", "paper", 58)):
-        assert main(["reproduce", name, "--scale", scale, "--dry-run"]) == 0
+        assert main(["reproduce", name, "--scale", scale, "--plan-only"]) == 0
         assert capsys.readouterr().out.splitlines()[-1] == f"{n} jobs"
 
 

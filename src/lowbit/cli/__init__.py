@@ -22,7 +22,20 @@ COMMANDS: Registry[Callable[[argparse._SubParsersAction], None]] = Registry(
     "command",
     modules=[
         f"lowbit.cli.{m}"
-        for m in ("reproduce", "sweep", "run", "results", "report", "quantizers", "summary", "export", "design")
+        for m in (
+            "reproduce",
+            "sweep",
+            "run",
+            "results",
+            "report",
+            "models",
+            "datasets",
+            "train_config",
+            "quantizers",
+            "summary",
+            "export",
+            "design",
+        )
     ],
     entry_points="lowbit.commands",
 )

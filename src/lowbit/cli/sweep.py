@@ -15,7 +15,17 @@ def add_run_options(p: argparse.ArgumentParser, scale_help: str) -> None:
     p.add_argument("--scale", default=None, help=scale_help)
     p.add_argument("--out", type=Path, default=None, help="run folder (default runs/<spec name>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out (finished jobs are not re-run)")
-    p.add_argument("--dry-run", action="store_true", help="print the planned jobs and their count; run nothing")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the planned jobs and their count, then run every check that needs the data (load it, build each "
+        "model on it, plan each quantization); train nothing, write nothing",
+    )
+    p.add_argument(
+        "--plan-only",
+        action="store_true",
+        help="like --dry-run without loading the data or building models (the spec's own checks only)",
+    )
     p.add_argument("--workers", type=int, default=2, help="parallel worker processes (default 2; 1 = in-process)")
     p.add_argument("--backend", default="local", help="where jobs run: local (worker processes on this machine)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -46,14 +56,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run_spec(spec, args: argparse.Namespace) -> int:
     """Dry-run or sweep a parsed spec with the shared options; print where the report went."""
-    from ..engine.backends import WorkerStartFailed
+    from ..engine.backends import WorkerStartFailed, check_backend
+    from ..engine.entries import entry_label
     from ..engine.plan import describe, plan
     from ..engine.reuse import check_sources, reusable
-    from ..engine.run import JobsFailed, sweep
+    from ..engine.run import JobsFailed, preflight, sweep
     from ..engine.store import Store
 
     out = args.out or Path("runs") / spec.name
-    if args.dry_run:
+    if args.dry_run or args.plan_only:
         jobs = plan(spec)
         print(f"{spec.name} (scale {spec.scale})")
         print(describe(jobs))
@@ -61,6 +72,10 @@ def run_spec(spec, args: argparse.Namespace) -> int:
         for src in args.reuse:  # what --reuse would take (nothing is written)
             with Store(src, create=False) as source:
                 print(f"{len(reusable(jobs, src, source))} of them finished in {src} (--reuse takes them)")
+        if not args.plan_only:  # the checks a sweep makes before training: data, model fit, quantization plans
+            check_backend(args.backend, args.workers)
+            preflight(spec, jobs, timing=False)
+            print(f"checked: data {entry_label(spec.data)!r} loaded; every model fits it; every quantization planned")
         return 0
     t0 = time.perf_counter()
     try:

@@ -32,12 +32,13 @@ def final_metrics(task, data, model: torch.nn.Module, job_dir: Path) -> dict[str
     return out | memory_metrics(model)
 
 
-def member_probs(task, data, job_dir: Path) -> torch.Tensor:
-    """A finished member's test probabilities: its saved file, else predicted from its saved model."""
+def member_probs(task, data, job_dir: Path, builder=None) -> torch.Tensor:
+    """A finished member's test probabilities: its saved file, else predicted from its saved model (``builder``:
+    the model's builder when it is a user's ``target``, see ``serialize.load_model``)."""
     path = Path(job_dir) / PROBS_FILE
     if path.is_file():
         return load_checkpoint(path)[0]["probs"]
-    return task.predict(load_model(Path(job_dir) / MODEL_FILE)[0], data.test)
+    return task.predict(load_model(Path(job_dir) / MODEL_FILE, builder)[0], data.test)
 
 
 def added_metric_names(task) -> list[str]:

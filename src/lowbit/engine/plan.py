@@ -8,7 +8,8 @@ parent) refers to with ``"${axis}"``, so the float model is trained once, not on
 A job's id is the first 12 hex digits of the SHA-256 of its resolved config (task, data, model config, method
 recipe with axis values substituted and the full TrainConfig, seed, parent ids, axis values) as canonical
 JSON: the same spec gives the same ids in every process, and a job's folder ``jobs/<id>/`` can only ever hold
-that job's checkpoints.
+that job's checkpoints. A spec's ``plugins`` are part of each job's config (a worker imports them), so listing
+plugins changes the ids.
 """
 
 from __future__ import annotations
@@ -99,6 +100,8 @@ class _Planner:
             "seed": seed_value,
             "parents": parents,
         }
+        if s.plugins:  # the modules a worker imports before building (absent when none: ids stay as they were)
+            config["plugins"] = s.plugins
         jid = job_id(config, axes)
         if jid not in self.jobs:
             self.jobs[jid] = Job(jid, m["kind"], axes, config, tuple(parents))

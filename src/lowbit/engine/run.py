@@ -31,13 +31,13 @@ import torch
 
 from ..api import plan as quant_plan
 from ..config import QuantConfig
-from ..data.sets import load_data
 from ..fileio import atomic_write_text, clean_stale_temps
 from ..progress import progress_bar
 from ..runlock import RunLock
 from .backends import JobFailed, check_backend, make_backend
 from .backends.local import refuse_in_spawned_import
-from .models import check_fit
+from .entries import entry_label
+from .models import check_fit, model_data
 from .plan import Job, axes_label, plan
 from .reuse import check_sources, reuse_finished
 from .spec import Spec, first_difference
@@ -67,36 +67,46 @@ class JobsFailed(RuntimeError):
         )
 
 
-def preflight(spec: Spec, jobs: list[Job]) -> dict[str, float]:
-    """Load the data, build every model and plan every QuantConfig; return {model label: cost of a step}.
+def preflight(spec: Spec, jobs: list[Job], timing: bool = True) -> dict[str, float]:
+    """Load the data, build every model on it and plan every QuantConfig; return {model label: cost of a step}.
+
+    Every check that needs the data or a built model runs here, before anything trains (and in ``--dry-run``,
+    with ``timing=False``): the model fits its data (``check_fit``, on the data as the job sees it: flattened
+    for a model that takes vectors), ``keep_float`` / ``rules`` match layers, an INQ method has layers to quantize.
 
     The cost orders the jobs only (results never depend on it): the measured time of a forward + backward pass
     on two training samples (``step_seconds``). Parameter counts and multiply-accumulates both rank a depthwise
     net far too cheap on a CPU: dw-74 has the weights and 1.1x the MACs of basic-20 of Table 5, but a step takes
     3-4x as long (its expanded activations). Inputs that are not one tensor fall back to the parameter count.
     """
-    data = load_data(spec.data)
     costs, built = {}, {}
     for label, cfg in spec.models.items():
         if label in spec.grid["model"]:
-            model = built[label] = check_fit(label, cfg, data, spec.data["name"])  # built once, used below
+            data = model_data(spec.data, cfg)
+            flat = spec.data.get("flatten") is True
+            model = built[label] = check_fit(label, cfg, data, entry_label(spec.data), flat)  # built once, used below
             x = data.train[0][0]
             costs[label] = (
                 step_seconds(model, torch.stack([x, x]))
-                if isinstance(x, torch.Tensor)
+                if timing and isinstance(x, torch.Tensor)
                 else sum(p.numel() for p in model.parameters())
             )
     seen = set()
     for j in jobs:
         quant = j.config["recipe"].get("quant")
-        key = (j.axes["model"], repr(quant))
+        key = (j.axes["model"], repr(quant), j.kind)
         if quant is None or key in seen:
             continue
         seen.add(key)
+        where = f"methods.{j.axes['method']}.quant on model {j.axes['model']!r}"
         try:  # plan() only reads the model: the one built above serves every method
-            quant_plan(built[j.axes["model"]], QuantConfig.from_dict(copy.deepcopy(quant)))
+            layers = quant_plan(built[j.axes["model"]], QuantConfig.from_dict(copy.deepcopy(quant)))
         except (ValueError, TypeError) as e:
-            raise ValueError(f"methods.{j.axes['method']}.quant on model {j.axes['model']!r}: {e}") from None
+            raise ValueError(f"{where}: {e}") from None
+        if j.kind == "inq" and not any(r is not None and r.weight is not None for r in layers.values()):
+            raise ValueError(
+                f"{where}: gives no layer a weight quantizer, so INQ (which replaces them) has none to run on"
+            )
     return costs
 
 

@@ -4,9 +4,10 @@ A CONFIG is either a study spec (``spec.py``) whose grid has one model and one s
 one-experiment form, translated here into such a spec:
 
     name = "fcdnn-w2"
-    [data]              # a registered data set and its arguments
+    plugins = [...]     # optional, as in a spec
+    [data]              # a registered data set and its arguments (or target = "pkg.module:build", as in a spec)
     name = "spirals"
-    [model]             # a registered model and its arguments
+    [model]             # a registered model and its arguments (or target = "pkg.module:build"; flatten)
     name = "fcdnn"
     width = 128
     [train]             # float training (TrainConfig fields; its seed is the cell's seed)
@@ -25,7 +26,7 @@ from typing import Any
 
 from .spec import SpecError
 
-SHORT_KEYS = ("name", "data", "model", "train", "quant", "inq", "retrain")
+SHORT_KEYS = ("name", "plugins", "data", "model", "train", "quant", "inq", "retrain")
 
 
 def is_short_form(raw: dict) -> bool:
@@ -38,8 +39,10 @@ def short_to_spec(raw: dict, source: str = "config") -> dict[str, Any]:
         if k not in SHORT_KEYS:
             raise SpecError(f"{source}: {k}: unknown key; accepted: {', '.join(SHORT_KEYS)}")
     for k in ("data", "model"):
-        if not isinstance(raw.get(k), dict) or "name" not in raw[k]:
-            raise SpecError(f"{source}: {k}.name: missing; [{k}] needs a registered name")
+        if not isinstance(raw.get(k), dict) or ("name" not in raw[k] and "target" not in raw[k]):
+            raise SpecError(
+                f"{source}: {k}.name: missing; [{k}] needs a registered name or target = 'package.module:function'"
+            )
     train = dict(raw.get("train", {}))
     seed = train.pop("seed", 0)
     retrain = dict(raw.get("retrain", {"epochs": 5, "lr": 1e-3}))
@@ -57,6 +60,7 @@ def short_to_spec(raw: dict, source: str = "config") -> dict[str, Any]:
     return {
         "name": raw.get("name", "experiment"),
         "description": "One experiment (lowbit run).",
+        **({"plugins": raw["plugins"]} if "plugins" in raw else {}),
         "data": raw["data"],
         "grid": {"model": ["model"], "method": list(methods), "seed": [seed]},
         "models": {"model": raw["model"]},

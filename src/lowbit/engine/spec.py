@@ -2,24 +2,32 @@
 
     name = "my-study"                  # required; description = "..." optional
     task = "classification"            # a registered task (lowbit.tasks): loss, predict, metrics
-    [data]                             # a registered data set (lowbit.data.sets) and its arguments
-    name = "digits"
+    plugins = ["my_pkg.lowbit_plugin"] # optional: modules to import first (they register models, data sets,
+                                       # tasks, report extras); a spec that names code is code (usercode.py)
+    [data]                             # a registered data set (`lowbit datasets`) and its arguments, checked
+    name = "digits"                    # against the builder's signature; or target = "my_pkg.data:build", a
+                                       # function returning lowbit.data.sets.Data, with its arguments
     [grid]                             # named axes; every job is one cell of their product
     model = ["small", "wide"]          # names of [models.*] entries
     method = ["float", "W2", "INQ"]    # names of [methods.*] entries (parents are added to the plan as needed)
     seed = [0, 1]
     bits = [2, 3, 4]                   # any other axis; a method uses it by writing "${bits}" as a value
-    [models.small]                     # a registered model and its arguments (input size / classes come from
-    name = "fcdnn"                     # the data where the model takes them)
-    width = 32
-    [train]                            # defaults for every method's train table (TrainConfig fields, no seed)
+                                       # (only [methods.*] values are substituted; an axis no method uses is
+                                       # an error)
+    [models.small]                     # a registered model (`lowbit models`) and its arguments (input size /
+    name = "fcdnn"                     # classes come from the data where the model takes them); or
+    width = 32                         # target = "my_pkg.models:build" (returns an nn.Module) and its arguments
+    flatten = true                     # optional: the model takes flat vectors, so image data is flattened for
+                                       # it (the default comes from the model: true for fcdnn; entries.py)
+    [train]                            # defaults for every method's train table (TrainConfig fields, no seed;
+                                       # `lowbit train-config` lists them: Adam, lr 1e-3, cosine by default)
     epochs = 5
     [methods.float]                    # kind = "float": train from scratch
     kind = "float"
     [methods.W2]                       # kind = "qat": quantize the parent's saved model, calibrate, retrain
     kind = "qat"
     parent = "float"
-    quant = { weight = { name = "uniform", bits = 2 } }   # QuantConfig fields
+    quant = { weight = { name = "uniform", bits = 2 } }   # QuantConfig fields (required)
     calibrate = 4096                   # training samples that calibrate activation quantizers (spec §2.3)
     train = { epochs = 2, lr = 1e-3 }
     [methods.INQ]                      # kind = "inq": incremental power-of-two quantization of the parent
@@ -27,7 +35,8 @@
     parent = "float"
     bits = "${bits}"                   # one method, one job per value of the bits axis
     portions = [0.5, 0.75, 0.875, 1.0]
-    strategy = "magnitude"             # optional quant = {...} as for qat (applied before INQ)
+    strategy = "magnitude"             # optional quant = {...} as for qat (applied before INQ, which then
+                                       # replaces its weight quantizers: it must set some)
     [methods.E4]                       # kind = "ensemble": average the probabilities of the parent's models
     kind = "ensemble"                  # over the first `members` seeds of the grid; nothing is trained
     parent = "W2"
@@ -58,6 +67,7 @@ from typing import Any
 from .. import tomlio
 from .axes import CORE_AXES, axis_refs, substitute
 from .speccheck import SpecError, check_spec
+from .usercode import add_search_dirs, named_code
 
 __all__ = ["SpecError", "Spec", "load_spec", "parse_spec", "axis_refs", "substitute", "first_difference"]
 
@@ -84,6 +94,10 @@ class Spec:
     @property
     def task(self) -> str:
         return self.raw.get("task", "classification")
+
+    @property
+    def plugins(self) -> list[str]:
+        return list(self.raw.get("plugins", []))
 
     @property
     def data(self) -> dict:
@@ -168,24 +182,50 @@ def resolve_scale(raw: dict, scale: str | None, source: str) -> dict:
     return out
 
 
-def parse_spec(raw: dict, scale: str | None = None, source: str = "spec") -> Spec:
-    """Validate ``raw`` (a parsed TOML dict) at ``scale`` and return the resolved ``Spec``."""
+def parse_spec(raw: dict, scale: str | None = None, source: str = "spec", code: bool = True) -> Spec:
+    """Validate ``raw`` (a parsed TOML dict) at ``scale`` and return the resolved ``Spec``.
+
+    code: import the modules the spec names (``plugins``, ``target`` entries: a spec that names code is code)
+    and check what they define; False reads a stored spec without importing anything (``usercode.py``)."""
     if not isinstance(raw, dict):
         raise SpecError(f"{source}: expected a TOML table at the top level")
     resolved = resolve_scale(raw, scale, source)
-    check_spec(resolved, source)
+    check_spec(resolved, source, code)
     return Spec(resolved, source)
 
 
-def load_spec(path: str | Path, scale: str | None = None) -> Spec:
+def read_spec_file(path: str | Path, what: str = "spec file") -> dict:
+    """The TOML table of a spec file; a missing file, a folder or bad TOML is one line."""
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{what} {str(path)!r} is a directory; expected a TOML file (e.g. my-study.toml)")
     if not path.is_file():
-        raise FileNotFoundError(f"spec file {str(path)!r} does not exist")
+        raise FileNotFoundError(f"{what} {str(path)!r} does not exist")
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise SpecError(f"{path.name}: not valid TOML: {e}") from None
-    return parse_spec(raw, scale, path.name)
+
+
+def find_code_beside(raw: Any, path: str | Path) -> None:
+    """When the spec read from ``path`` names code (``plugins``, ``target``; in any scale), let its modules be found
+    beside the spec file and in the current directory (``usercode.add_search_dirs``)."""
+    if not isinstance(raw, dict):
+        return
+    scales = raw.get("scales")
+    overlays = [v for v in scales.values() if isinstance(v, dict)] if isinstance(scales, dict) else []
+    tables = [raw, *overlays]
+    tables += [{"data": t.get("data"), "models": {"model": t.get("model")}} for t in tables]  # `lowbit run` short form
+    if any(named_code(t) for t in tables):
+        add_search_dirs([Path(path).resolve().parent, Path.cwd()])
+
+
+def load_spec(path: str | Path, scale: str | None = None) -> Spec:
+    """Read, resolve and check a spec file. A spec that names code (``plugins``, ``target``) imports it: modules
+    beside the spec file or in the current directory are found without installing them (``usercode.py``)."""
+    raw = read_spec_file(path)
+    find_code_beside(raw, path)
+    return parse_spec(raw, scale, Path(path).name)
 
 
 def first_difference(a: Any, b: Any, path: str = "") -> str | None:

@@ -18,7 +18,20 @@ from ..inq import STRATEGIES
 from ..train.config import TrainConfig
 from .axes import CORE_AXES, axis_refs, substitute
 
-TOP_KEYS = ("name", "description", "task", "scale", "data", "grid", "exclude", "models", "train", "methods", "report")
+TOP_KEYS = (
+    "name",
+    "description",
+    "task",
+    "scale",
+    "plugins",
+    "data",
+    "grid",
+    "exclude",
+    "models",
+    "train",
+    "methods",
+    "report",
+)
 METHOD_KEYS = {
     "float": ("kind", "task", "train"),
     "qat": ("kind", "parent", "task", "quant", "calibrate", "train"),
@@ -59,7 +72,8 @@ class _Checker:
         msg = str(err)
         m = _NOT_ACCEPTED.search(msg)
         if m:
-            raise SpecError(f"{self.source}: {path}.{m.group(1)} = {m.group(2)}: expected {m.group(3)}") from None
+            value = {"True": "true", "False": "false"}.get(m.group(2), m.group(2))  # as TOML writes it
+            raise SpecError(f"{self.source}: {path}.{m.group(1)} = {value}: expected {m.group(3)}") from None
         raise SpecError(f"{self.source}: {path}: {msg}") from None
 
     def whole(self, path: str, v: Any, lo: int, hi: int | None = None) -> None:
@@ -117,12 +131,18 @@ class _Checker:
             self.reword(path, e)
 
 
-def check_spec(raw: dict, source: str) -> None:
-    """Raise ``SpecError`` for the first problem in a resolved spec ``raw``."""
-    from ..data.sets import dataset_builder, dataset_names
-    from ..models import model_builder, model_names
-    from ..tasks import task_names
-    from .report.extras import extra_names
+def check_spec(raw: dict, source: str, code: bool = True) -> None:
+    """Raise ``SpecError`` for the first problem in a resolved spec ``raw``.
+
+    code: import the modules the spec names (``plugins``, ``target`` entries) and check what they define. False
+    when only reading a run's results (``usercode.py``): nothing is imported, and a name only the spec's plugins
+    could define is taken as it is."""
+    from ..data.sets import DATASETS
+    from ..models import MODELS
+    from ..tasks import TASKS
+    from .entries import MODEL_ENGINE_KEYS, check_entry, check_plugin_names, import_plugins, unsubstituted
+    from .report.extras import EXTRAS
+    from .usercode import already_imported, named_code
 
     c = _Checker(source)
     c.keys(raw, "(top level)", TOP_KEYS)
@@ -131,26 +151,37 @@ def check_spec(raw: dict, source: str) -> None:
             raise SpecError(f"{source}: {k}: missing; a spec needs {', '.join(('name', 'data', 'grid', 'models'))}")
     if not isinstance(raw["name"], str) or not raw["name"]:
         c.fail("name", raw["name"], "expected a non-empty string")
-    c.name_in("task", raw.get("task", "classification"), task_names(), "task")
-    data = _table(c, raw["data"], "data")
-    c.name_in("data.name", data.get("name"), dataset_names(), "data set")
-    c.call_args("data", dataset_builder(data["name"]), {k: v for k, v in data.items() if k != "name"})
+    if code:
+        import_plugins(c, raw.get("plugins", []))
+    else:
+        check_plugin_names(c, raw.get("plugins", []))
+    lenient = not code and bool(named_code(raw)) and not already_imported(raw)
+    task = raw.get("task", "classification")
+    if not (lenient and task not in TASKS):
+        c.name_in("task", task, TASKS.names(), "task")
+    check_entry(c, "data", raw["data"], DATASETS, code, lenient)
     for m, cfg in _table(c, raw["models"], "models").items():
-        _table(c, cfg, f"models.{m}")
-        c.name_in(f"models.{m}.name", cfg.get("name"), model_names(), "model")
-        c.call_args(f"models.{m}", model_builder(cfg["name"]), {k: v for k, v in cfg.items() if k != "name"})
+        check_entry(c, f"models.{m}", cfg, MODELS, code, lenient, MODEL_ENGINE_KEYS)
+    hit = unsubstituted(raw)
+    if hit:
+        c.fail(hit[0], hit[1], "not substituted here: grid axes are referred to only inside [methods.*]")
     grid = _check_grid(c, raw)
     if "train" in raw:
         c.train("train", raw["train"])
     _check_methods(c, raw, grid)
+    _check_axes_used(c, raw, grid)
     _check_exclude(c, raw.get("exclude", []), grid)
     from ..tasks import get_task
     from .evaluation import added_metric_names
 
-    metrics = get_task(raw.get("task", "classification")).metric_names
-    metrics = [*metrics, *(f"{m}_before" for m in metrics), "on_codebook"]  # what steps.py adds
-    metrics += added_metric_names(get_task(raw.get("task", "classification")))  # evaluation.py: train_*, memory
-    _check_report(c, raw.get("report", {}), grid, extra_names(), metrics, list(raw.get("methods", {})))
+    if lenient and task not in TASKS:  # the task comes from a plugin not imported: its metrics are unknown
+        metrics = None
+    else:
+        metrics = list(get_task(task).metric_names)
+        metrics = [*metrics, *(f"{m}_before" for m in metrics), "on_codebook"]  # what steps.py adds
+        metrics += added_metric_names(get_task(task))  # evaluation.py: train_*, memory
+    extras = EXTRAS.names() if not lenient else None
+    _check_report(c, raw.get("report", {}), grid, extras, metrics, list(raw.get("methods", {})))
 
 
 def _table(c: _Checker, d: Any, path: str) -> dict:
@@ -221,6 +252,11 @@ def _check_methods(c: _Checker, raw: dict, grid: dict) -> None:
                 c.fail(f"{p}.parent", m["parent"], "an ensemble cannot be a parent; name a trained method")
         if "task" in m:
             _check_method_task(c, p, m["task"], raw)
+        if m["kind"] == "qat" and "quant" not in m:
+            raise SpecError(
+                f"{c.source}: {p}.quant: missing; a qat method needs quant = {{ weight = ..., act = ... }} "
+                "(what it quantizes before retraining)"
+            )
         if m["kind"] == "inq" and "bits" not in m:
             raise SpecError(f'{c.source}: {p}.bits: missing; an inq method needs bits (a number or "${{axis}}")')
         if m["kind"] == "ensemble" and "members" not in m:
@@ -261,6 +297,13 @@ def _check_recipe(c: _Checker, p: str, m: dict, raw: dict, n_seeds: int) -> None
         c.quant(f"{p}.quant", m["quant"])
     if "calibrate" in m:
         c.whole(f"{p}.calibrate", m["calibrate"], 0)
+    if m["kind"] == "inq" and "quant" in m and not sets_weights(m["quant"]):
+        c.fail(
+            f"{p}.quant",
+            m["quant"],
+            "an inq method quantizes the weights its quant gives a weight quantizer (INQ replaces that quantizer), "
+            "and this quant gives none: add weight = { name = ..., bits = ... } or drop quant",
+        )
     if m["kind"] == "inq":
         c.whole(f"{p}.bits", m["bits"], 2, 32)
         if m.get("strategy", "magnitude") not in STRATEGIES:
@@ -277,6 +320,27 @@ def _check_recipe(c: _Checker, p: str, m: dict, raw: dict, n_seeds: int) -> None
         c.whole(f"{p}.rotation", m.get("rotation", 0), 0, n_seeds - 1)
 
 
+def sets_weights(quant: dict) -> bool:
+    """Whether a QuantConfig table gives any layer a weight quantizer (by default or by a rule)."""
+    if quant.get("weight") is not None:
+        return True
+    rules = quant.get("rules", {})
+    return any(isinstance(r, dict) and r.get("weight") not in (None, "float") for r in rules.values())
+
+
+def _check_axes_used(c: _Checker, raw: dict, grid: dict) -> None:
+    """An axis beside model, method and seed makes jobs only through the methods that refer to it as "${axis}":
+    one no method refers to would silently make nothing."""
+    used: set[str] = set().union(*(axis_refs(m) for m in raw["methods"].values()))
+    for axis, values in grid.items():
+        if axis not in CORE_AXES and axis not in used:
+            c.fail(
+                f"grid.{axis}",
+                values,
+                f'no method uses this axis: refer to it as "${{{axis}}}" in a [methods.*] value, or remove it',
+            )
+
+
 def _check_portions(portions: list) -> None:
     if not portions or any(not 0 < x <= 1 for x in portions) or portions != sorted(set(portions)):
         raise ValueError("expected strictly increasing numbers in (0, 1]")
@@ -289,7 +353,12 @@ def _axis_list(c: _Checker, path: str, v: Any, grid: dict) -> None:
         c.name_in(path, a, list(grid), "grid axis")
 
 
-def _check_report(c: _Checker, rep: Any, grid: dict, extras: list[str], metrics: list[str], methods: list[str]) -> None:
+def _check_report(
+    c: _Checker, rep: Any, grid: dict, extras: list[str] | None, metrics: list[str] | None, methods: list[str]
+) -> None:
+    """extras / metrics None: not known (they come from plugins that were not imported), so not checked."""
+    from .report.extras import EXTRAS, get_extra
+
     c.keys(rep, "report", REPORT_KEYS)
     for i, t in enumerate(rep.get("tables", [])):
         p = f"report.tables[{i}]"
@@ -299,7 +368,8 @@ def _check_report(c: _Checker, rep: Any, grid: dict, extras: list[str], metrics:
                 raise SpecError(f"{c.source}: {p}.{k}: missing; a table needs rows, columns and value")
         _axis_list(c, f"{p}.rows", t["rows"], grid)
         _axis_list(c, f"{p}.columns", t["columns"], grid)
-        c.name_in(f"{p}.value", t["value"], metrics, "metric")
+        if metrics is not None:
+            c.name_in(f"{p}.value", t["value"], metrics, "metric")
         for a in t.get("where", {}):
             c.name_in(f"{p}.where", a, list(grid), "grid axis")
     for i, f in enumerate(rep.get("figures", [])):
@@ -309,17 +379,19 @@ def _check_report(c: _Checker, rep: Any, grid: dict, extras: list[str], metrics:
             if k not in f:
                 raise SpecError(f"{c.source}: {p}.{k}: missing; a figure needs metric and x")
         _axis_list(c, f"{p}.x", f["x"], grid)
-        c.name_in(f"{p}.metric", f["metric"], metrics, "metric")
+        if metrics is not None:
+            c.name_in(f"{p}.metric", f["metric"], metrics, "metric")
         if "lines" in f:
             _axis_list(c, f"{p}.lines", f["lines"], grid)
         for a in f.get("where", {}):
             c.name_in(f"{p}.where", a, list(grid), "grid axis")
     for name, opts in _table(c, rep.get("extras", {}), "report.extras").items():
-        c.name_in("report.extras", name, extras, "report extra")
+        if extras is None and name not in EXTRAS:
+            continue  # a plugin's extra (the report skips it with a note unless its code may be imported)
+        c.name_in("report.extras", name, extras or EXTRAS.names(), "report extra")
         _table(c, opts, f"report.extras.{name}")
-        from .report.extras import get_extra  # the extra's options are its keyword arguments: checked now, not
-
-        c.call_args(f"report.extras.{name}", get_extra(name), opts)  # after every job has trained
+        # the extra's options are its keyword arguments: checked now, not after every job has trained
+        c.call_args(f"report.extras.{name}", get_extra(name), opts)
         check = getattr(get_extra(name), "check_options", None)  # an extra's own option checks (it may have none)
         if check is not None:
             try:

@@ -1,7 +1,8 @@
 """What one job does, by recipe kind: train float, retrain with QAT or INQ from the parent's model, ensemble.
 
-``run_job(config, job_dir, parent_dirs)`` is the only entry point a backend calls (in any process): it reads
-nothing but its arguments, writes only under ``job_dir`` (``train/`` checkpoints and metrics.jsonl,
+``run_job(config, job_dir, parent_dirs)`` is the only entry point a backend calls (in any process): it imports the
+spec's ``plugins`` (the job config lists them; a ``target`` is imported where it is built), reads nothing but its
+arguments, writes only under ``job_dir`` (``train/`` checkpoints and metrics.jsonl,
 ``model.safetensors``) and returns ``{"metrics": {...}, "model": "model.safetensors" | None, "wall_s": s}``.
 Training always resumes from the job's own checkpoints (``fit`` resumes exactly), so a job that was killed
 continues where it stopped and ends with the numbers of an uninterrupted run. Recipes:
@@ -26,14 +27,14 @@ import torch
 
 from ..api import calibrate, quantization_map, quantize_
 from ..config import QuantConfig
-from ..data.sets import load_data
+from ..registry import load_modules
 from ..serialize import load_model, save_model
 from ..tasks import get_task
 from ..train import TrainConfig, fit, fit_inq
 from ..train.ensemble import average_probs
 from ..train.loop import place
 from .evaluation import MODEL_FILE, final_metrics, member_probs
-from .models import build_model
+from .models import build_model, model_builder_of, model_data
 
 
 class _Ctx:
@@ -41,7 +42,7 @@ class _Ctx:
         self.config, self.job_dir, self.parent_dirs, self.progress = config, job_dir, parent_dirs, progress
         self.recipe = config["recipe"]
         self.task = get_task(config["task"])
-        self.data = load_data(config["data"])
+        self.data = model_data(config["data"], config["model"])  # flattened for a model that takes vectors
 
     def evaluate(self, model: torch.nn.Module) -> dict[str, float]:
         return self.task.metrics(self.task.predict(model, self.data.test), self.data.test)
@@ -59,8 +60,12 @@ class _Ctx:
             progress=self.progress,
         )
 
+    def builder(self):
+        """A user's model builder (``target``) for rebuilding saved models; None for a registered name."""
+        return model_builder_of(self.config["model"]) if "target" in self.config["model"] else None
+
     def parent_model(self) -> tuple[torch.nn.Module, dict]:
-        model, meta = load_model(self.parent_dirs[0] / MODEL_FILE)
+        model, meta = load_model(self.parent_dirs[0] / MODEL_FILE, self.builder())
         return model, meta["model"].get("kwargs", {})
 
     def quantize(self, model: torch.nn.Module) -> dict[str, float]:
@@ -77,7 +82,8 @@ class _Ctx:
         return {f"{k}_before": v for k, v in self.evaluate(model).items()}
 
     def save(self, model: torch.nn.Module, kwargs: dict) -> str:
-        save_model(self.job_dir / MODEL_FILE, model.cpu(), self.config["model"]["name"], **kwargs)
+        m = self.config["model"]
+        save_model(self.job_dir / MODEL_FILE, model.cpu(), m.get("name", m.get("target")), **kwargs)
         return MODEL_FILE
 
 
@@ -117,7 +123,7 @@ def _inq(c: _Ctx) -> tuple[dict, str | None]:
 
 
 def _ensemble(c: _Ctx) -> tuple[dict, str | None]:
-    probs = [member_probs(c.task, c.data, d) for d in c.parent_dirs]
+    probs = [member_probs(c.task, c.data, d, c.builder()) for d in c.parent_dirs]
     return c.task.metrics(average_probs(probs), c.data.test), None
 
 
@@ -132,6 +138,7 @@ STEPS: dict[str, Callable[[_Ctx], tuple[dict, str | None]]] = {
 def run_job(config: dict, job_dir: str | Path, parent_dirs: list[str | Path], progress: bool = False) -> dict:
     """Run (or finish) one job; see the module docstring."""
     t0 = time.perf_counter()
+    load_modules(config.get("plugins", []), "plugin")  # a worker process imports the spec's plugins itself
     job_dir = Path(job_dir)
     job_dir.mkdir(parents=True, exist_ok=True)
     ctx = _Ctx(config, job_dir, [Path(p) for p in parent_dirs], progress)

@@ -15,13 +15,30 @@ MODELS: Registry[Callable[..., nn.Module]] = Registry(
 )
 
 
+# What a model takes (the ``input`` fact of its registration), as ``lowbit models`` says it. A study flattens image
+# data for a model that takes "vector" (lowbit.engine.models), so an MLP and a CNN share one study.
+INPUTS = {
+    "vector": "(N, in_features) vectors; image data is flattened for it",
+    "image": "(N, C, H, W) images",
+    "sequence": "(N, T, D) sequences of feature frames",
+}
+VECTORS = dict(input="vector", output="(N, num_classes) class scores")
+CLASSIFIER = dict(input="image", output="(N, num_classes) class scores")
+MASKS = dict(input="image", output="(N, classes, H, W) per-pixel scores")
+SPEECH = dict(input="sequence", output="(N, T, classes) per-frame scores (CTC)")
+
+
 def register_model(name: str, test_kwargs: dict[str, Any] | None = None, **meta: Any):
     """Decorator for a builder function ``fn(**kwargs) -> nn.Module``.
 
     test_kwargs: small keyword arguments a test can build the model with (timm's "test config").
-    meta: facts ``lowbit models`` shows, e.g. ``input="(N, 2) points"`` or ``flatten=True`` (the model takes flat
-    vectors, so image data is flattened for it).
+    meta: facts ``lowbit models`` shows: ``input`` (a key of ``INPUTS``: "vector" models get image data flattened
+    in a study) and ``output`` (what it returns), e.g. ``**VECTORS``.
     """
+    if "input" in meta and meta["input"] not in INPUTS:
+        raise ValueError(
+            f"register_model({name!r}): input={meta['input']!r} is not accepted; expected one of {tuple(INPUTS)}"
+        )
 
     def deco(fn):
         return MODELS.register(name, fn, test_kwargs=dict(test_kwargs or {}), **meta)

@@ -34,10 +34,8 @@ def segmentation_masks(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..data.sets import load_data
     from ..engine.evaluation import member_probs
     from ..fileio import atomic_savefig
-    from ..tasks import get_task
 
     methods = list(methods or ["float", "W4", "A4"])
     seed = res.spec.grid["seed"][0] if seed is None else seed
@@ -54,8 +52,8 @@ def segmentation_masks(
             cols.append((m, jobs[0]))
     if not cols:
         return Section()
-    data = load_data(res.spec.data)
-    task = get_task(res.spec.task)
+    data = res.load_data()
+    task = res.get_task()
     x, truth = data.test.tensors[0], data.test.tensors[1]
     images = list(range(min(2, len(x)))) if images is None else list(images)
     bad = [i for i in images if not (isinstance(i, int) and 0 <= i < len(x))]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ..engine.report.document import Figure
 from ..engine.report.extras import Section, register_extra
-from ..engine.report.results import JobResult, RunResults
+from ..engine.report.results import JobResult, RunResults, data_label
 
 
 def _plt():
@@ -41,7 +41,6 @@ def decision_maps(res: RunResults, resolution: int = 160, groups: list | None = 
 
     from ..data import spirals
     from ..fileio import atomic_savefig
-    from ..serialize import load_model
 
     plt = _plt()
     groups = groups or [res.spec.grid["method"]]
@@ -65,7 +64,7 @@ def decision_maps(res: RunResults, resolution: int = 160, groups: list | None = 
                     ax.axis("off")
                     continue
                 label, job = cols[m][k]
-                model, _ = load_model(res.out / job.model_path)
+                model = res.load_model(job)
                 with torch.no_grad():
                     p = torch.softmax(model.eval()(pts), 1)[:, 1].reshape(side, side).numpy()
                 im = ax.imshow(p, origin="lower", extent=(0, 1, 0, 1), cmap="coolwarm", vmin=0, vmax=1)
@@ -103,11 +102,10 @@ def data_figure(res: RunResults, samples: int = 1000):
     import torch
 
     from ..data import spirals
-    from ..data.sets import load_data
     from ..fileio import atomic_savefig
 
     plt = _plt()
-    train = load_data(res.spec.data).train
+    train = res.load_data().train
     x, y = train.tensors
     idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[:samples]
     cx, cy = spirals.core_samples()
@@ -129,7 +127,7 @@ def data_figure(res: RunResults, samples: int = 1000):
     n = min(samples, len(x))
     caption = (
         f"Core samples of the two spirals ({len(cx):,}, {len(cx) // 2:,} per label) and {n:,} of the {len(x):,} "
-        f"noisy training samples; data {res.spec.data['name']}, subset seed 0."
+        f"noisy training samples; data {data_label(res.spec)}, subset seed 0."
     )
     return Section(figures=[Figure("figures/data.png", caption)])
 

@@ -49,7 +49,9 @@ def _metrics(probs: torch.Tensor, data: Dataset) -> dict[str, float]:
 
     if not isinstance(data, SegmentationSet):
         got = type(data).__name__
-        raise ValueError(f"task 'segmentation' needs a segmentation data set (isbi2012, glas); got {got}")
+        raise ValueError(
+            f"task 'segmentation' needs a segmentation data set (isbi2012, glas, segmentation_folder); got {got}"
+        )
     return score(probs, data.tensors[1], data.objects_of)
 
 

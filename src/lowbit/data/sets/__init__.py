@@ -17,13 +17,27 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, TensorDataset
 
-from ...registry import Registry
+from ...registry import Registry, resolve_target
 
 
 @dataclass
 class Data:
+    """What a data-set builder returns: a registered one, or a user's own named in a spec as
+    ``[data] target = "my_pkg.data:build"`` (called with the entry's other keys as keyword arguments).
+
+    train, test: map-style datasets whose items the spec's task reads.
+        classification tasks: ``(input tensor, class index)``, e.g. ``TensorDataset(x, y)`` with ``y`` int64 (N,);
+        inputs (N, F) vectors, (N, C, H, W) images (flattened for a model that takes vectors when both sets are
+        ``TensorDataset(x, y)``), or anything the model takes;
+        ``segmentation``: train ``(image (C, h, w), mask (h, w) int64 in {0, 1})``, test a
+        ``segmentation.SegmentationSet`` of whole images; ``ctc``: ``speech.Utterances``.
+    info: the model arguments the data determines, filled into every model that takes them and the spec does
+        not set: ``num_classes``, ``in_features`` (vectors), ``in_channels`` and ``input_size`` (images).
+    description: one line for report captions.
+    """
+
     train: Dataset
     test: Dataset
     info: dict[str, Any] = field(default_factory=dict)
@@ -37,9 +51,12 @@ DATASETS: Registry[Callable[..., Data]] = Registry(
 )
 
 
-def register_dataset(name: str):
-    """Decorator for a builder ``fn(**kwargs) -> Data`` a spec names as ``[data] name = NAME``."""
-    return DATASETS.register(name)
+def register_dataset(name: str, **meta: Any):
+    """Decorator for a builder ``fn(**kwargs) -> Data`` a spec names as ``[data] name = NAME``.
+
+    meta: facts ``lowbit datasets`` shows: ``gives`` (the inputs: "(N, C, H, W) images", "(N, T, D) sequences",
+    "(N, F) vectors"), ``targets`` ("class labels", "(N, H, W) masks", ...), ``task`` (the task that scores it)."""
+    return DATASETS.register(name, **meta)
 
 
 def dataset_names() -> list[str]:
@@ -61,12 +78,48 @@ def build_dataset(name: str, **kwargs: Any) -> Data:
 @lru_cache(maxsize=4)
 def _cached(key: str) -> Data:
     d = json.loads(key)
+    if "target" in d:  # a user's builder "package.module:function" (imports its module: a spec naming code is code)
+        target = d.pop("target")
+        data = resolve_target(target, "data target")(**d)
+        if not isinstance(data, Data):
+            raise ValueError(f"data target {target!r} returned {type(data).__name__}; expected lowbit.data.sets.Data")
+        return data
     return build_dataset(d.pop("name"), **d)
 
 
 def load_data(cfg: dict) -> Data:
-    """``build_dataset`` for a spec's [data] table, cached per process (workers run many jobs on one set)."""
+    """``build_dataset`` for a spec's [data] table (``name`` or ``target`` + arguments), cached per process
+    (workers run many jobs on one set)."""
     return _cached(json.dumps(cfg, sort_keys=True))
 
 
-__all__ = ["DATASETS", "Data", "build_dataset", "dataset_builder", "dataset_names", "load_data", "register_dataset"]
+def flatten_images(data: Data) -> Data:
+    """Image classification data -> flat vectors for a model that takes them: items (C, H, W) -> (C*H*W,), and
+    ``info`` says ``in_features`` instead of ``in_channels`` / ``input_size``. Vectors are returned as they are;
+    anything else (sequences, segmentation masks, sets that are not tensors) cannot be flattened: one line."""
+    sets = (data.train, data.test)
+    if all(isinstance(s, TensorDataset) and s.tensors[0].dim() == 2 for s in sets):
+        return data  # already vectors (spirals, digits, a set flattened by its own `flatten = true`)
+    if not all(isinstance(s, TensorDataset) and len(s.tensors) == 2 and s.tensors[1].dim() == 1 for s in sets):
+        x = data.train[0][0]
+        shape = tuple(x.shape) if hasattr(x, "shape") else type(x).__name__
+        raise ValueError(
+            f"data {data.description or '(unnamed)'!r} (items of shape {shape}) cannot be flattened for a model that "
+            "takes vectors: only image classification sets (images + class labels) are flattened"
+        )
+    train, test = (TensorDataset(s.tensors[0].flatten(1), s.tensors[1]) for s in sets)
+    info = {k: v for k, v in data.info.items() if k not in ("in_channels", "input_size")}
+    info["in_features"] = train.tensors[0].shape[1]
+    return Data(train, test, info, data.description)
+
+
+__all__ = [
+    "DATASETS",
+    "Data",
+    "build_dataset",
+    "dataset_builder",
+    "dataset_names",
+    "flatten_images",
+    "load_data",
+    "register_dataset",
+]

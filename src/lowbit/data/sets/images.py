@@ -1,13 +1,18 @@
 """Image classification data sets: idx (MNIST / Fashion-MNIST), CIFAR-10/100 (python format), the CIFAR-10 JPEG
-folders and any image folder. Images are normalised with the training set's channel statistics; ``flatten =
-true`` gives vectors (for fully connected models; a model entry may also ask for flat inputs itself).
+folders and any image folder. Images are normalised with the training set's channel statistics; items are
+(C, H, W) images and class labels. A model that takes vectors (``fcdnn``, or a model entry with ``flatten =
+true``) gets them flattened per job, so an MLP and a CNN share one study; ``flatten = true`` here flattens the set
+itself for every model (kept for old specs).
 """
 
 from __future__ import annotations
 
-from torch.utils.data import TensorDataset
+from typing import Literal
 
-from . import Data, register_dataset
+from ...arguments import Count
+from . import Data, flatten_images, register_dataset
+
+IMAGES = dict(gives="(N, C, H, W) images", targets="class labels", task="image_classification*, classification")
 
 
 def _images(
@@ -27,17 +32,19 @@ def _images(
     tr, te = T.to_tensor_dataset(train, mean, std), T.to_tensor_dataset(test, mean, std)
     _, c, h, w = train.images.shape
     info = {"num_classes": len(train.classes), "in_channels": c, "input_size": h}
-    if flatten:
-        tr = TensorDataset(tr.tensors[0].flatten(1), tr.tensors[1])
-        te = TensorDataset(te.tensors[0].flatten(1), te.tensors[1])
-        info = {"num_classes": len(train.classes), "in_features": c * h * w}
-    return Data(tr, te, info, f"{name} ({len(train):,} training images {c}x{h}x{w})")
+    data = Data(tr, te, info, f"{name} ({len(train):,} training images {c}x{h}x{w})")
+    return flatten_images(data) if flatten else data
 
 
-@register_dataset("fashion_mnist")
+@register_dataset("fashion_mnist", **IMAGES)
 def fashion_mnist(
-    root: str = "", subset: int = 0, test_subset: int = 0, flatten: bool = False, seed: int = 0, validation: int = 0
-):
+    root: str = "",
+    subset: Count = 0,
+    test_subset: Count = 0,
+    flatten: bool = False,
+    seed: Count = 0,
+    validation: Count = 0,
+) -> Data:
     """Fashion-MNIST in idx format (``root`` or the shared/system copy)."""
     from ..idx import load_fashion_mnist
 
@@ -46,8 +53,15 @@ def fashion_mnist(
     return _images("Fashion-MNIST", tr, te, subset, test_subset, flatten, seed, validation)
 
 
-@register_dataset("idx")
-def idx(root: str, subset: int = 0, test_subset: int = 0, flatten: bool = False, seed: int = 0, validation: int = 0):
+@register_dataset("idx", **IMAGES)
+def idx(
+    root: str,
+    subset: Count = 0,
+    test_subset: Count = 0,
+    flatten: bool = False,
+    seed: Count = 0,
+    validation: Count = 0,
+) -> Data:
     """Any MNIST-format idx folder (``train-images-idx3-ubyte`` ...; ``.gz`` accepted)."""
     from ..idx import load_idx_split
 
@@ -55,8 +69,15 @@ def idx(root: str, subset: int = 0, test_subset: int = 0, flatten: bool = False,
     return _images(f"idx {root}", tr, te, subset, test_subset, flatten, seed, validation)
 
 
-@register_dataset("cifar10")
-def cifar10(root: str, subset: int = 0, test_subset: int = 0, flatten: bool = False, seed: int = 0, validation=0):
+@register_dataset("cifar10", **IMAGES)
+def cifar10(
+    root: str,
+    subset: Count = 0,
+    test_subset: Count = 0,
+    flatten: bool = False,
+    seed: Count = 0,
+    validation: Count = 0,
+) -> Data:
     """CIFAR-10 in the original python format (read with a restricted unpickler)."""
     from ..cifar import load_cifar10
 
@@ -64,10 +85,16 @@ def cifar10(root: str, subset: int = 0, test_subset: int = 0, flatten: bool = Fa
     return _images("CIFAR-10", tr, te, subset, test_subset, flatten, seed, validation)
 
 
-@register_dataset("cifar100")
+@register_dataset("cifar100", **IMAGES)
 def cifar100(
-    root: str, label: str = "fine", subset: int = 0, test_subset: int = 0, flatten: bool = False, seed=0, validation=0
-):
+    root: str,
+    label: Literal["fine", "coarse"] = "fine",
+    subset: Count = 0,
+    test_subset: Count = 0,
+    flatten: bool = False,
+    seed: Count = 0,
+    validation: Count = 0,
+) -> Data:
     """CIFAR-100 in the original python format (``label`` = "fine" | "coarse")."""
     from ..cifar import load_cifar100
 
@@ -75,10 +102,15 @@ def cifar100(
     return _images("CIFAR-100", tr, te, subset, test_subset, flatten, seed, validation)
 
 
-@register_dataset("cifar10_jpeg")
+@register_dataset("cifar10_jpeg", **IMAGES)
 def cifar10_jpeg(
-    archive: str = "", subset: int = 0, test_subset: int = 0, flatten: bool = False, seed: int = 0, validation: int = 0
-):
+    archive: str = "",
+    subset: Count = 0,
+    test_subset: Count = 0,
+    flatten: bool = False,
+    seed: Count = 0,
+    validation: Count = 0,
+) -> Data:
     """The real CIFAR-10 as JPEG folders (the shared archive, extracted and decoded once into the cache)."""
     from ..folders import load_cifar10_jpeg
 
@@ -87,18 +119,20 @@ def cifar10_jpeg(
     return _images("CIFAR-10 (JPEG)", tr, te, subset, test_subset, flatten, seed, validation)
 
 
-@register_dataset("image_folder")
+@register_dataset("image_folder", **IMAGES)
 def image_folder(
     root: str,
-    size: int = 0,
-    channels: int = 3,
-    subset: int = 0,
-    test_subset: int = 0,
+    size: Count = 0,
+    channels: Literal[1, 3] = 3,
+    subset: Count = 0,
+    test_subset: Count = 0,
     flatten: bool = False,
-    seed=0,
-    validation: int = 0,
-):
-    """Images in ``root/{train,test}/<class>/*.jpg|png`` (resized to ``size`` when given)."""
+    seed: Count = 0,
+    validation: Count = 0,
+) -> Data:
+    """Images in ``root/{train,test}/<class>/*.jpg|png``: the class names are the sub-folder names (sorted,
+    shared by both splits); ``channels`` 1 (grayscale) or 3 (RGB); resized to ``size`` x ``size`` when given (else
+    every image must have the same size)."""
     from ..folders import load_image_folder
 
     tr = load_image_folder(root, "train", size or None, channels)

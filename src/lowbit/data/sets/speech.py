@@ -12,6 +12,7 @@ from collections.abc import Callable
 import torch
 from torch.utils.data import Dataset
 
+from ...arguments import Count, Positive, PositiveNumber
 from . import Data, register_dataset
 
 TIMIT_TEST_SPEAKERS = ("dr8-fbcg1", "dr8-mbcg0")
@@ -37,9 +38,17 @@ def _features(n_features: int, hop_ms: float, context: int):
     return FeatureConfig("logmel", n_features, 25.0, hop_ms, context)
 
 
-@register_dataset("fsdd_digits")
+SPEECH = dict(gives="(N, T, D) sequences (T varies)", task="ctc")
+
+
+@register_dataset("fsdd_digits", targets="digit-word token sequences", **SPEECH)
 def fsdd_digits(
-    n_train: int = 320, n_test: int = 200, n_features: int = 26, hop_ms: float = 30.0, context: int = 5, seed: int = 0
+    n_train: Positive = 320,
+    n_test: Positive = 200,
+    n_features: Positive = 26,
+    hop_ms: PositiveNumber = 30.0,
+    context: Count = 5,
+    seed: Count = 0,
 ) -> Data:
     """FSDD connected digits (``lowbit.data.fsdd``): 1-7 spoken digits per utterance, train speakers george,
     lucas, nicolas, yweweler; test speaker jackson; word tokens (blank 0, zero..nine 1..10); WER in %."""
@@ -59,9 +68,13 @@ def fsdd_digits(
     return Data(train, Utterances(te.items, score), info, desc)
 
 
-@register_dataset("timit_sample")
+@register_dataset("timit_sample", targets="phone sequences", **SPEECH)
 def timit_sample(
-    root: str = "", n_features: int = 26, hop_ms: float = 30.0, context: int = 5, test_speakers=TIMIT_TEST_SPEAKERS
+    root: str = "",
+    n_features: Positive = 26,
+    hop_ms: PositiveNumber = 30.0,
+    context: Count = 5,
+    test_speakers: tuple[str, ...] = TIMIT_TEST_SPEAKERS,
 ) -> Data:
     """The 160-utterance TIMIT sample (shared ``timit-sample`` or ``root``): the ``test_speakers`` (dr8) held out,
     the rest trained on; 60 phones + blank as CTC targets, PER on the 39 folded phones."""

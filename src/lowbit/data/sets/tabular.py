@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch.utils.data import TensorDataset
 
+from ...arguments import Count, Fraction, Positive
 from ...extras import require
 from . import Data, register_dataset
 
@@ -16,8 +19,10 @@ def _take(train: TensorDataset, n: int, seed: int) -> TensorDataset:
     return TensorDataset(*(t[idx] for t in train.tensors))
 
 
-@register_dataset("spirals")
-def spirals(noise: str = "std", subset: int = 0, test_resolution: int = 201, seed: int = 0) -> Data:
+@register_dataset("spirals", gives="(N, 2) points", targets="class labels (2)", task="classification")
+def spirals(
+    noise: Literal["std", "literal"] = "std", subset: Count = 0, test_resolution: Positive = 201, seed: Count = 0
+) -> Data:
     """Boo et al. two spirals (spec §8): 20,000 training samples (or a random ``subset``); the band-rule grid."""
     from .. import spirals as sp
 
@@ -26,8 +31,8 @@ def spirals(noise: str = "std", subset: int = 0, test_resolution: int = 201, see
     return Data(train, sp.test_set(test_resolution), {"in_features": 2, "num_classes": 2}, desc)
 
 
-@register_dataset("digits")
-def digits(test_fraction: float = 0.25, seed: int = 0, subset: int = 0) -> Data:
+@register_dataset("digits", gives="(N, 64) vectors", targets="class labels (10)", task="classification")
+def digits(test_fraction: Fraction = 0.25, seed: Count = 0, subset: Count = 0) -> Data:
     """scikit-learn's bundled 8x8 digits (1,797 images), flattened to 64 features in [0, 1]."""
     load_digits = require("sklearn.datasets", "data set 'digits'").load_digits
     d = load_digits()

@@ -13,17 +13,21 @@ from pathlib import Path
 
 from ..store import FAILED, NOT_RUN
 from .document import Figure, Report, Section, Table, mean_std
-from .extras import get_extra, register_extra
+from .extras import EXTRAS, get_extra, register_extra
 from .results import PENDING, RunResults
 
 __all__ = ["Figure", "Report", "RunResults", "Section", "Table", "build_report", "mean_std", "register_extra"]
 
 
 def _default_tables(res: RunResults) -> list[dict]:
-    from ...tasks import get_task
+    from ...tasks import TASKS
 
     cols = ["method", *res.spec.extra_axes]
-    return [{"rows": "model", "columns": cols, "value": m} for m in get_task(res.spec.task).metric_names]
+    if res.spec.task in TASKS:
+        metrics = list(TASKS.get(res.spec.task).metric_names)
+    else:  # a plugin's task that was not imported: every metric the store holds
+        metrics = sorted({m for j in res.jobs.values() for m in j.metrics})
+    return [{"rows": "model", "columns": cols, "value": m} for m in metrics]
 
 
 def _unfinished_text(res: RunResults) -> str:
@@ -65,11 +69,15 @@ def failed_section(res: RunResults) -> Section | None:
     )
 
 
-def build_report(run_dir: str | Path) -> Path:
-    """Rebuild the report of ``run_dir``; return the path of report.md."""
+def build_report(run_dir: str | Path, trust_code: bool = False) -> Path:
+    """Rebuild the report of ``run_dir``; return the path of report.md.
+
+    trust_code: import the modules the stored spec names (``RunResults``); without it, an extra that needs them
+    is skipped with a one-line note and the rest of the report is built."""
+    from ..usercode import UntrustedCode
     from .pivot import metric_figure, pivot_table
 
-    res = RunResults(run_dir)
+    res = RunResults(run_dir, trust_code)
     spec, rep = res.spec, res.spec.report
     n_jobs = len(res.jobs)
     versions = sorted({j.code_version for j in res.jobs.values()})
@@ -87,7 +95,13 @@ def build_report(run_dir: str | Path) -> Path:
     )
     sections = [failed] if (failed := failed_section(res)) else []
     for name, options in rep.get("extras", {}).items():
-        sec = get_extra(name)(res, **options)
+        try:
+            if name not in EXTRAS:  # a plugin's extra: the plugin was not imported (the spec check let it pass)
+                res.require_code(f"report extra {name!r}")
+            sec = get_extra(name)(res, **options)
+        except UntrustedCode as e:
+            body.paragraphs.append(f"Skipped: {e}; rebuild with `lowbit report {run_dir} --trust-code` to run it.")
+            continue
         if not sec.empty():
             sec.heading = sec.heading or name
             sections.append(sec)

@@ -1,24 +1,30 @@
 """The rows of a run as the report reads them: one ``JobResult`` per job, with labels and caption facts.
 
 ``RunResults(out)`` reads ``spec.toml`` and ``results.sqlite`` of a run folder and nothing else (figure extras
-may also load the saved models the store points to). ``unfinished`` holds the jobs of the plan with no result:
-``failed`` and ``not run`` (a job they need failed) from the store's failure rows, ``pending`` for the rest (a run
-that stopped, or is still going), so tables can show their cells as missing rather than leave them out.
-``select(where)`` filters jobs by axis values;
-``key_label`` names a pivot key the way tables and figures print it; ``caption_facts`` says what a figure
-is made of (data set, models, methods, bits, seeds, number of runs), as docs/architecture.md asks of every figure.
+may also load the saved models the store points to). It imports none of the code the stored spec names
+(``plugins``, ``target`` entries) unless ``trust_code=True`` (``engine/usercode.py``): ``imported`` lists what it
+imported, and ``load_data`` / ``load_model`` / ``get_task`` / ``require_code`` raise ``UntrustedCode`` for what
+needs code it may not import. ``unfinished`` holds the jobs of the plan with no result: ``failed`` and ``not run``
+(a job they need failed) from the store's failure rows, ``pending`` for the rest (a run that stopped, or is still
+going), so tables can show their cells as missing rather than leave them out. ``select(where)`` filters jobs by
+axis values; ``key_label`` names a pivot key the way tables and figures print it; ``caption_facts`` says what a
+figure is made of (data set, models, methods, bits, seeds, number of runs), as docs/architecture.md asks of every
+figure.
 """
 
 from __future__ import annotations
 
+import sys
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..entries import entry_label
 from ..plan import plan
 from ..spec import CORE_AXES, Spec, parse_spec
 from ..store import STORE_NAME, Store
+from ..usercode import add_search_dirs, already_imported, named_code, require_trusted
 
 PENDING = "pending"  # the status of a planned job with neither a result nor a failure row
 
@@ -65,12 +71,12 @@ def bits_label(config: dict) -> str:
 
 
 def data_label(spec: Spec) -> str:
-    args = ", ".join(f"{k}={v}" for k, v in spec.data.items() if k != "name")
-    return f"{spec.data['name']}" + (f" ({args})" if args else "")
+    args = ", ".join(f"{k}={v}" for k, v in spec.data.items() if k not in ("name", "target"))
+    return entry_label(spec.data) + (f" ({args})" if args else "")
 
 
 class RunResults:
-    def __init__(self, out: str | Path):
+    def __init__(self, out: str | Path, trust_code: bool = False):
         self.out = Path(out)
         spec_path = self.out / "spec.toml"
         if not spec_path.is_file():
@@ -79,7 +85,13 @@ class RunResults:
             raw = tomllib.loads(spec_path.read_text())
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             raise ValueError(f"{spec_path}: not a readable spec ({e})") from None
-        self.spec = parse_spec(raw, None, str(spec_path))
+        if isinstance(raw, dict) and trust_code:
+            self.imported = [m for m in named_code(raw) if m not in sys.modules]  # what this import adds
+            add_search_dirs([Path.cwd()])  # the user's modules where they run `lowbit report --trust-code`
+        else:
+            self.imported = []
+        self.trusted = trust_code or (isinstance(raw, dict) and already_imported(raw))
+        self.spec = parse_spec(raw, None, str(spec_path), code=trust_code)
         self.jobs: dict[str, JobResult] = {}
         if (self.out / STORE_NAME).is_file():
             with Store(self.out, create=False) as store:
@@ -101,6 +113,39 @@ class RunResults:
         for j in planned:
             if j.id not in self.jobs and j.id not in self.unfinished:
                 self.unfinished[j.id] = Unfinished(j.id, j.axes, j.config, PENDING)
+
+    def require_code(self, what: str) -> None:
+        """Raise ``UntrustedCode`` when ``what`` needs a module the spec names that this reader may not import."""
+        require_trusted(self.spec.raw, self.trusted, what)
+
+    def load_data(self):
+        """The run's data set (``lowbit.data.sets.load_data``), for extras that evaluate models; a user's
+        ``target`` data set is built only when the run's code may be imported."""
+        from ...data.sets import load_data
+
+        if "target" in self.spec.data:
+            self.require_code(f"the data set {self.spec.data['target']!r}")
+        return load_data(self.spec.data)
+
+    def get_task(self):
+        """The spec's task (a plugin's task only when the run's code may be imported)."""
+        from ...tasks import TASKS
+
+        if self.spec.task not in TASKS:
+            self.require_code(f"the task {self.spec.task!r}")
+        return TASKS.get(self.spec.task)
+
+    def load_model(self, job: JobResult):
+        """A job's saved model (``serialize.load_model``); a user's model (a ``target``, or a name a plugin
+        registers) is rebuilt only when the run's code may be imported."""
+        from ...models import MODELS
+        from ...serialize import load_model
+        from ..models import model_builder_of
+
+        cfg = job.config["model"]
+        if "target" in cfg or cfg.get("name") not in MODELS:
+            self.require_code(f"the model {entry_label(cfg)!r}")
+        return load_model(self.out / job.model_path, model_builder_of(cfg) if "target" in cfg else None)[0]
 
     def select(self, where: dict[str, Any] | None = None, metric: str | None = None) -> list[JobResult]:
         def ok(value, want):  # a list in ``where`` accepts any of its values
@@ -151,7 +196,9 @@ class RunResults:
                     out.append(v)
             return ", ".join(str(v) for v in out)
 
-        models = uniq(f"{j.axes['model']} ({j.config['model']['name']})" for j in sorted(jobs, key=self._job_order))
+        models = uniq(
+            f"{j.axes['model']} ({entry_label(j.config['model'])})" for j in sorted(jobs, key=self._job_order)
+        )
         methods = uniq(j.axes["method"] for j in sorted(jobs, key=self._job_order))
         bits = uniq(bits_label(j.config) for j in sorted(jobs, key=self._job_order))
         seeds = uniq(sorted({j.axes["seed"] for j in jobs if "seed" in j.axes}))
