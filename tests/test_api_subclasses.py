@@ -140,18 +140,28 @@ def test_register_equivalent_lets_a_restated_forward_through():
 def test_register_equivalent_rejects_what_cannot_be_equivalent():
     with pytest.raises(TypeError, match="must be a subclass"):
         register_equivalent(Restated, nn.Conv2d)
-    with pytest.raises(ValueError, match="Embedding has no quantized twin"):
-        register_equivalent(type("E", (nn.Embedding,), {}), nn.Embedding)
+    with pytest.raises(ValueError, match="Bilinear has no quantized twin"):
+        register_equivalent(type("B", (nn.Bilinear,), {}), nn.Bilinear)
 
 
-def test_multihead_attention_out_proj_is_not_swapped_inside_the_attention():
-    model = nn.Sequential(nn.Linear(8, 8))
-    model.attn = nn.MultiheadAttention(8, 2)
-    names = [n for n, _ in lb.quantizable_layers(model)]
-    assert names == ["0"]  # attn.out_proj is read by F.multi_head_attention_forward, never called
-    with pytest.warns(UserWarning, match=r"80% of the model's weights stay float.*attn \(MultiheadAttention, no twin"):
-        lb.quantize_(model, cfg())
-    assert type(model.attn.out_proj) is nn.modules.linear.NonDynamicallyQuantizableLinear
+def test_out_proj_stays_float_with_a_float_attention_and_is_quantized_with_its_twin():
+    def model() -> nn.Module:
+        torch.manual_seed(0)
+        m = nn.Sequential(nn.Linear(8, 8))
+        m.attn = nn.MultiheadAttention(8, 2)
+        return m
+
+    kept = model()
+    with pytest.warns(UserWarning, match=r"attn \(MultiheadAttention, kept float: 60%\), attn.out_proj"):
+        lb.quantize_(kept, cfg(keep_float=("attn",)))
+    # a float MHA reads out_proj.weight in F.multi_head_attention_forward: a twin there would never run
+    assert type(kept.attn.out_proj) is nn.modules.linear.NonDynamicallyQuantizableLinear
+    assert lb.quantization_map(kept)["attn.out_proj"]["weight"] is None
+    assert {"attn", "attn.out_proj"} <= set(lb.float_layers(kept))
+    both = model()
+    lb.quantize_(both, cfg())
+    assert type(both.attn) is lb.nn.QuantMultiheadAttention and type(both.attn.out_proj) is QuantLinear
+    assert lb.quantization_map(both)["attn.out_proj"]["weight"] is not None
 
 
 def test_a_lazy_layer_asks_for_a_forward_first():

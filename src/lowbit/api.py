@@ -16,8 +16,8 @@ from .calibration import batch_statistics_for_untrained_norms, degenerate
 from .config import LayerRule, QuantConfig
 from .coverage import warn_coverage
 from .finite import non_finite
-from .nn import QuantMixin
-from .nn.equivalents import float_base, is_opaque, twin_for
+from .nn import QuantMixin, disable_fast_paths, load_optional_twins
+from .nn.equivalents import float_base, float_opaque, twin_for
 from .quantizers import Quantizer
 
 
@@ -26,19 +26,10 @@ def quantizable_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
     A layer is a twin, or an instance of a class with a twin or of a subclass of one (``lowbit.nn.equivalents``:
     a subclass whose forward lowbit cannot honour is listed too, so that ``keep_float`` can name it, and
-    ``quantize_`` refuses to quantize it). Layers inside a twin or inside a module whose forward reads their
-    weights directly (``nn.MultiheadAttention``'s ``out_proj``) are not layers of their own.
+    ``quantize_`` refuses to quantize it).
     """
-    out: list[tuple[str, nn.Module]] = []
-    opaque: list[str] = []  # name prefixes of the modules whose descendants are skipped
-    for n, m in model.named_modules():
-        if any(n.startswith(p) for p in opaque):
-            continue
-        if isinstance(m, QuantMixin) or float_base(type(m)) is not None:
-            out.append((n, m))
-        if is_opaque(m):
-            opaque.append(f"{n}." if n else "")
-    return out
+    load_optional_twins()  # twins of optional libraries' layers (transformers' Conv1D) whose library is imported
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, QuantMixin) or float_base(type(m)) is not None]
 
 
 def select(selector: str, names: list[str]) -> list[str]:
@@ -87,7 +78,18 @@ def plan(model: nn.Module, config: QuantConfig) -> dict[str, LayerRule | None]:
         hit = next((config.rules[s] for s, hits in rule_hits.items() if n in hits), None)
         base = default_rule(config, n, names)
         out[n] = base if hit is None else hit.over(base)  # a rule's unset fields inherit the defaults
+    # a float module whose forward reads its children's weights directly (nn.MultiheadAttention: out_proj) and
+    # stays float never calls them: a quantizer there would never run, so its layers stay float with it
+    mods = dict(model.named_modules())
+    shut = [f"{n}." for n in names if float_opaque(mods[n]) and not _quantizes(out[n])]
+    for n in names:
+        if any(n.startswith(p) for p in shut):
+            out[n] = None
     return out
+
+
+def _quantizes(rule: LayerRule | None) -> bool:
+    return rule is not None and (rule.weight is not None or rule.act is not None)
 
 
 def quantize_(model: nn.Module, config: QuantConfig, optimizer: torch.optim.Optimizer | None = None) -> nn.Module:
@@ -121,7 +123,7 @@ def quantize_(model: nn.Module, config: QuantConfig, optimizer: torch.optim.Opti
     twins = {
         name: twin_for(model.get_submodule(name) if name else model, name)
         for name, rule in decisions.items()
-        if rule is not None and (rule.weight is not None or rule.act is not None)
+        if _quantizes(rule)
     }
     root = model
     for name, rule in decisions.items():
@@ -139,6 +141,7 @@ def quantize_(model: nn.Module, config: QuantConfig, optimizer: torch.optim.Opti
             _set_submodule(model, name, twin)
         else:
             root = twin
+    disable_fast_paths(root)  # torch's fused transformer inference would read the latent weights directly
     if optimizer is not None:
         missing = _missing_from(root, optimizer)
         if missing:

@@ -7,12 +7,11 @@ and the engine compares maps), so the float listing is a function of its own, ``
 
 Counted as float, each module that owns parameters itself (not through a child) and whose weights are not
 quantized: a layer ``keep_float`` or a rule left float (reason "kept float"), and any module lowbit has no twin
-for (reason "no twin": ``nn.Embedding``, norms, ``nn.MultiheadAttention``, a transposed convolution, parameters
-a model holds directly such as a ViT's class token and position embedding). A module whose forward reads its
-children's weights (``nn.MultiheadAttention`` and its ``out_proj``) is one entry with all of its parameters.
-Biases and folded BatchNorms inside a quantized layer belong to that layer (float by design, spec §0: only
-weights are quantized). Quantizer parameters (PACT α, LSQ steps) are not model weights: not counted. A tied
-parameter counts once.
+for (reason "no twin": norms, parameters a model holds directly such as a ViT's class token and position
+embedding, ...). Modules inside a layer that are not layers themselves count under that layer (the BatchNorm
+folded into ``QuantConvBn2d``); biases belong to their layer (float by design, spec §0: only weights are
+quantized). Quantizer parameters (PACT α, LSQ steps) are not model weights: not counted. A tied parameter counts
+once, under its first owner.
 """
 
 from __future__ import annotations
@@ -20,10 +19,10 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-from torch import nn
+from torch import Tensor, nn
 
 from .nn import QuantMixin
-from .nn.equivalents import float_base, is_opaque
+from .nn.equivalents import float_base, float_opaque
 from .quantizers import Quantizer
 
 FLOAT_WARN_SHARE = 0.5  # quantize_ warns when more than this share of the parameters stays float
@@ -34,51 +33,62 @@ def _quantized(m: nn.Module) -> bool:
     return isinstance(m, QuantMixin) and m.weight_quant is not None
 
 
-def _weights_of(m: nn.Module, recurse: bool) -> list[Any]:
-    """The weight tensors ``m`` owns: parameters (not quantizers'), and a frozen twin's decoded weight buffers."""
-    if isinstance(m, Quantizer):
-        return []
-    out = [p for n, p in m.named_parameters(recurse=recurse) if not _in_quantizer(m, n)]
+def _is_layer(m: nn.Module) -> bool:
+    return isinstance(m, QuantMixin) or float_base(type(m)) is not None
+
+
+def _own_weights(m: nn.Module) -> list[Any]:
+    """The weight tensors ``m`` holds itself: its parameters, and a frozen twin's decoded weight buffers."""
+    out = list(m.parameters(recurse=False))
     if isinstance(m, QuantMixin) and m.weight_quant is not None:
         names = {n for n, _ in m.named_parameters(recurse=False)}
-        out += [getattr(m, n) for n in m.quant_weight_names if n not in names and hasattr(m, n)]
+        out += [
+            getattr(m, n) for n in m.quant_weight_names if n not in names and isinstance(getattr(m, n, None), Tensor)
+        ]
     return out
 
 
-def _in_quantizer(root: nn.Module, pname: str) -> bool:
-    path = pname.split(".")[:-1]
-    mod = root
-    for part in path:
-        mod = getattr(mod, part)
-        if isinstance(mod, Quantizer):
-            return True
-    return False
+def _walk(model: nn.Module) -> tuple[dict[str, tuple[nn.Module, str | None, list[Any]]], dict[str, str], int]:
+    """Per weight-owning entry {name: (module, float reason or None when quantized, weights)}; which entry each
+    module's weights count under {module name: entry name}; the total number of weights.
 
-
-def _walk(model: nn.Module) -> tuple[list[tuple[str, nn.Module, str | None, list[Any]]], int]:
-    """(name, module, float reason or None when quantized, weights) per weight-owning entry; total weight count."""
-    entries, skip, seen = [], [], set()
+    A layer (twin or float layer with a twin) or a float opaque module absorbs the weights of its descendants
+    that are not layers themselves (a folded BatchNorm inside ``QuantConvBn2d``); quantizers count nowhere.
+    """
+    entries: dict[str, tuple[nn.Module, str | None, list[Any]]] = {}
+    owner: dict[str, str] = {}
+    skip: list[str] = []
+    absorbers: list[str] = []  # names of the layers/opaque modules whose non-layer descendants they absorb
+    seen: set[int] = set()
     for n, m in model.named_modules():
         if any(n.startswith(p) for p in skip):
             continue
         if isinstance(m, Quantizer):
             skip.append(f"{n}." if n else "")
             continue
-        whole = is_opaque(m)  # a twin or an opaque module: one entry with everything below it
-        if whole:
-            skip.append(f"{n}." if n else "")
-        ws = [w for w in _weights_of(m, recurse=whole) if id(w) not in seen]
+        host = (
+            None if _is_layer(m) else next((a for a in reversed(absorbers) if n.startswith(a + "." if a else "")), None)
+        )
+        if _is_layer(m) or float_opaque(m):
+            absorbers.append(n)
+        ws = [w for w in _own_weights(m) if id(w) not in seen]
         seen.update(id(w) for w in ws)
+        key = n if host is None else host
+        owner[n] = key
         if not ws:
             continue
-        if _quantized(m):
+        if key in entries:
+            entries[key][2].extend(ws)
+            continue
+        mod = model.get_submodule(key) if key else model
+        if _quantized(mod):
             reason = None
-        elif isinstance(m, QuantMixin) or float_base(type(m)) is not None:
+        elif _is_layer(mod):
             reason = KEPT
         else:
             reason = NO_TWIN
-        entries.append((n, m, reason, ws))
-    return entries, sum(w.numel() for _, _, _, ws in entries for w in ws)
+        entries[key] = (mod, reason, ws)
+    return entries, owner, sum(w.numel() for _, _, ws in entries.values() for w in ws)
 
 
 def float_layers(model: nn.Module) -> dict[str, dict[str, Any]]:
@@ -88,13 +98,20 @@ def float_layers(model: nn.Module) -> dict[str, dict[str, Any]]:
     ``reason``: "kept float" (a quantizable layer the config left float) or "no twin" (lowbit has no quantized
     form for it). The root module's own parameters are listed under "".
     """
-    entries, total = _walk(model)
+    entries, _, total = _walk(model)
     out = {}
-    for n, m, reason, ws in entries:
+    for n, (m, reason, ws) in entries.items():
         if reason is not None:
             k = sum(w.numel() for w in ws)
             out[n] = {"type": type(m).__name__, "params": k, "share": k / total if total else 0.0, "reason": reason}
     return out
+
+
+def float_reasons(model: nn.Module) -> dict[str, str]:
+    """{module name: float reason} for every module whose own weights are counted in a ``float_layers`` entry
+    (the entry itself, and the non-layer modules it absorbs)."""
+    entries, owner, _ = _walk(model)
+    return {n: entries[k][1] for n, k in owner.items() if k in entries and entries[k][1] is not None}
 
 
 def float_share(model: nn.Module) -> float:

@@ -240,6 +240,7 @@ def test_matmul_nbits_weight_only_exact(tmp_path, bits, nb):
     np.testing.assert_allclose(y, y0, rtol=1e-4, atol=1e-5)  # weight-only: exact codes, float activations
 
 
+@pytest.mark.slow
 def test_residual_network_exports_integer_adds(tmp_path):
     from lowbit.models import create_model, model_names
     from lowbit.models.blocks import point_rules
@@ -467,6 +468,7 @@ def _resnet20_points(alpha_factor: float):
     return m.eval(), x
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("factor, adds", [(1.001, 9), (1.05, 18)])
 def test_resnet20_block_sums_written_once_when_grids_agree(tmp_path, factor, adds):
     """QA and QRA grids within half a step at both range ends (α 0.1 % apart: 0.26 steps at the top): each block
@@ -492,6 +494,7 @@ def _quantize(x: np.ndarray, g) -> np.ndarray:
     return g.scale * (np.clip(np.round(x / g.scale) + g.zp, g.qmin, g.qmax) - g.zp)
 
 
+@pytest.mark.slow
 def test_interchangeable_grids_differ_by_at_most_one_step():
     from lowbit.deploy.onnx_grid import Grid
 

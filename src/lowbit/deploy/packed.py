@@ -97,6 +97,13 @@ def save_packed(
     without being handed one. A NaN or inf in the model is a ValueError naming the layer (nothing is written).
     """
     require_finite(model, "save_packed")
+    path = Path(path)
+    atomic_write_bytes(path, packed_blob(model, model_name, model_kwargs))
+    return path
+
+
+def packed_blob(model: nn.Module, model_name: str | None = None, model_kwargs: dict[str, Any] | None = None) -> bytes:
+    """The bytes of the ``.lowbit`` file ``save_packed`` writes (what ``summary`` measures, without writing)."""
     if not is_frozen(model):
         model = freeze(copy.deepcopy(model))
     qmap = quantization_map(model)
@@ -118,10 +125,7 @@ def save_packed(
     }
     mb = json.dumps(meta, sort_keys=True).encode()
     body = MAGIC + _HEAD.pack(VERSION, len(mb)) + mb + payload
-    blob = body + hashlib.sha256(body).digest()
-    path = Path(path)
-    atomic_write_bytes(path, blob)
-    return path
+    return body + hashlib.sha256(body).digest()
 
 
 def _fail(path, msg: str) -> PackedFormatError:

@@ -26,19 +26,16 @@ from __future__ import annotations
 
 import copy
 import math
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from ..coverage import float_layers
-from ..nn.equivalents import is_opaque
+from ..coverage import float_layers, float_reasons
 from ..quantizers import Quantizer
 from .freeze import FrozenWeight, freeze, is_frozen
-from .packed import packed_codes, save_packed
+from .packed import packed_blob, packed_codes
 from .packing import packed_nbytes
 
 
@@ -197,7 +194,7 @@ def summary(
     ``model_name``/``model_kwargs``: the registry entry ``save_packed`` would record; they only change
     ``file_bytes`` (the metadata then names the model).
     """
-    flt = float_layers(model)
+    flt, reasons = float_layers(model), float_reasons(model)
     frozen = copy.deepcopy(model) if is_frozen(model) else freeze(copy.deepcopy(model))
     frozen.eval()  # on a copy: the model passed in keeps its mode
     codes = packed_codes(frozen)
@@ -241,7 +238,7 @@ def summary(
                 "memory_bytes": mem[n],
                 "float32_bytes": f32[n],
                 "macs": macs.get(n, {}),
-                "float": _float_reason(n, flt, frozen),
+                "float": reasons.get(n),
             }
         )
     total_macs: dict[str, int] = {}
@@ -263,20 +260,19 @@ def summary(
     return table
 
 
-def _float_reason(name: str, flt: dict[str, dict[str, Any]], model: nn.Module) -> str | None:
-    """The reason row ``name`` is float: its own ``float_layers`` entry, or that of an opaque ancestor whose entry
-    holds all its parameters (``nn.MultiheadAttention`` and its ``out_proj``); None when it is quantized."""
-    if name in flt:
-        return flt[name]["reason"]
-    parts = name.split(".")
-    for k in range(len(parts) - 1, -1, -1):
-        a = ".".join(parts[:k])
-        if a in flt and is_opaque(model.get_submodule(a)):
-            return flt[a]["reason"]
-    return None
-
-
 def _packed_file_bytes(frozen: nn.Module, model_name: str | None, model_kwargs: dict[str, Any] | None) -> int:
-    """Size of the ``.lowbit`` file of ``frozen``, measured by writing it to a temporary folder."""
-    with tempfile.TemporaryDirectory(prefix="lowbit-summary-") as d:
-        return save_packed(frozen, Path(d) / "m.lowbit", model_name, model_kwargs).stat().st_size
+    """Size of the ``.lowbit`` file of ``frozen``: the bytes ``save_packed`` would write (nothing is written)."""
+    return len(packed_blob(frozen, model_name, model_kwargs))
+
+
+def memory_metrics(model: nn.Module) -> dict[str, float]:
+    """The memory columns of a study's result rows, counted as ``summary`` counts them (one place for both):
+    ``params``, ``weight_kib`` (the tensors as stored, KiB: codes at their bit width, scales, float biases and
+    BatchNorm statistics, kept-float layers) and ``memory_reduction`` (float-32 bytes of the same tensors / as
+    stored). A QAT model counts its codes at the trained bit width, an INQ model at its INQ bits."""
+    totals = summary(model).totals
+    return {
+        "params": float(totals["params"]),
+        "weight_kib": totals["model_bytes"] / 1024,
+        "memory_reduction": totals["compression_ratio"] if totals["model_bytes"] else 1.0,
+    }

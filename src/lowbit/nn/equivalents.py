@@ -16,10 +16,10 @@ the base computes:
   it float (``QuantConfig.keep_float``), or register it as equivalent if its forward is a re-statement of the
   base's. Quantizing it silently with the base's arithmetic, or skipping it silently, would both be wrong.
 
-Modules whose ``forward`` reads a child layer's weight directly instead of calling it are opaque: the child
-cannot be swapped (its quantizers would never run). ``nn.MultiheadAttention`` reads ``out_proj.weight`` through
-``F.multi_head_attention_forward``; a layer inside an opaque module, or inside a twin (which owns its
-children), is not a quantizable layer of its own.
+A float module whose ``forward`` reads a child layer's weight directly instead of calling it is opaque
+(``nn.MultiheadAttention`` reads ``out_proj.weight`` through ``F.multi_head_attention_forward``): while it stays
+float its child layers never run, so ``quantize_`` keeps them float with it (their twin lets them run once the
+parent is quantized: ``QuantMultiheadAttention`` calls ``out_proj``).
 """
 
 from __future__ import annotations
@@ -29,14 +29,11 @@ import sys
 from torch import nn
 from torch.nn.parameter import is_lazy
 
-from .qmodule import QUANT_TWINS, QuantMixin
+from .qmodule import OPTIONAL_TWINS, QUANT_TWINS, QuantMixin, load_optional_twins
 
 EQUIVALENT: dict[type[nn.Module], type[nn.Module]] = {}  # subclass -> the float base whose twin it takes
 COMPUTE_METHODS = ("forward", "_conv_forward")  # what computes a layer's output (where the base has them)
 OPAQUE: tuple[type[nn.Module], ...] = (nn.MultiheadAttention,)  # forward reads children's weights directly
-# Third-party subclasses whose overriding forward was read and computes the base's (module, attribute, base):
-# timm.layers.Linear.forward is F.linear(input, self.weight, self.bias) outside TorchScript (timm 1.0).
-KNOWN_EQUIVALENTS: tuple[tuple[str, str, type[nn.Module]], ...] = (("timm.layers", "Linear", nn.Linear),)
 
 
 class UnsupportedLayerError(TypeError):
@@ -54,11 +51,16 @@ def register_equivalent(cls: type[nn.Module], base: type[nn.Module]) -> None:
     EQUIVALENT[cls] = base
 
 
-def _register_known() -> None:
-    for module, attr, base in KNOWN_EQUIVALENTS:
-        cls = getattr(sys.modules.get(module), attr, None)  # only a library the user already imported
-        if isinstance(cls, type) and issubclass(cls, base) and cls not in EQUIVALENT:
-            EQUIVALENT[cls] = base
+def _register_timm_linear() -> None:
+    """timm's ``timm.layers.Linear`` overrides forward with F.linear(input, self.weight, self.bias) outside
+    TorchScript (it casts the weight's dtype only when scripted; timm 1.0): nn.Linear's arithmetic."""
+    cls = getattr(sys.modules.get("timm.layers.linear"), "Linear", None)
+    if isinstance(cls, type) and issubclass(cls, nn.Linear):
+        EQUIVALENT.setdefault(cls, nn.Linear)
+
+
+# optional libraries' subclasses, registered when their module is already imported (the core never imports timm)
+OPTIONAL_TWINS.setdefault("timm.layers.linear", _register_timm_linear)
 
 
 def float_base(cls: type[nn.Module]) -> type[nn.Module] | None:
@@ -91,7 +93,7 @@ def twin_for(module: nn.Module, name: str = "") -> type[nn.Module] | None:
         )
     if cls is base:
         return QUANT_TWINS[base]
-    _register_known()
+    load_optional_twins()
     if cls in EQUIVALENT:
         return QUANT_TWINS[EQUIVALENT[cls]]
     changed = overridden(cls, base)
@@ -109,9 +111,9 @@ def _qualified(cls: type) -> str:
     return f"torch.nn.{cls.__name__}" if cls.__module__.startswith("torch.nn.") else cls.__qualname__
 
 
-def is_opaque(module: nn.Module) -> bool:
-    """True for a module whose children are not layers of their own: an opaque float module or a twin."""
-    return isinstance(module, QuantMixin) or isinstance(module, OPAQUE)
+def float_opaque(module: nn.Module) -> bool:
+    """True for a float module whose forward reads its child layers' weights directly (they never run)."""
+    return isinstance(module, OPAQUE) and not isinstance(module, QuantMixin)
 
 
 __all__ = [
@@ -119,7 +121,7 @@ __all__ = [
     "OPAQUE",
     "UnsupportedLayerError",
     "float_base",
-    "is_opaque",
+    "float_opaque",
     "register_equivalent",
     "twin_for",
 ]
