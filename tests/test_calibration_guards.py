@@ -171,3 +171,11 @@ def test_nan_in_a_layer_input_is_an_error_naming_it():
     # the first layer is float: the NaN reaches layer 2's act quantizer through ReLU(Linear(x))
     with pytest.raises(ValueError, match=r"2\.act_quant input \(pact\) holds non-finite values \(\d+ NaN"):
         lb.calibrate(m, [x])
+
+
+def test_a_batch_of_one_after_pooling_falls_back_to_the_running_statistics():
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.BatchNorm1d(4), nn.Linear(4, 2))
+    m = lb.quantize_(m, lb.QuantConfig(act=get("uniform", bits=8)))
+    lb.calibrate(m, [torch.randn(1, 3, 6, 6)])  # training-mode BatchNorm1d would raise on one value per channel
+    assert m[4].act_quant.step.numel() == 1

@@ -8,9 +8,10 @@ activations then shrink (or grow) layer after layer, by 1e-10 after a dozen bloc
 training (batch statistics) keeps them O(1). Steps calibrated on them are 1e-10 of the training activations:
 every activation is clipped to about zero, the BatchNorm after each such layer amplifies the gradient by
 1/sqrt(eps), and training is NaN within two steps. Such a BatchNorm is therefore run with its batch statistics
-while calibrating (what the first training step will do), and its running buffers are restored afterwards, so
-calibration still leaves the model's state unchanged. A BatchNorm that has seen data (a pretrained or trained
-model) stays in eval mode.
+while calibrating (what the first training step will do; a call with one value per channel, a batch of one
+after global pooling, keeps the running ones, as training mode would refuse it), and its running buffers are
+restored afterwards, so calibration still leaves the model's state unchanged. A BatchNorm that has seen data (a
+pretrained or trained model) stays in eval mode.
 """
 
 from __future__ import annotations
@@ -40,16 +41,26 @@ def batch_statistics_for_untrained_norms(model: nn.Module) -> Iterator[list[_Bat
     norms = untrained_batch_norms(model)
     saved = [{k: b.detach().clone() for k, b in m.named_buffers(recurse=False) if b is not None} for m in norms]
     modes = [m.training for m in norms]
-    for m in norms:
-        m.training = True  # this module only: a BatchNorm with children (timm's BatchNormAct2d) keeps them in eval
+    hooks = [m.register_forward_pre_hook(_batch_statistics_when_possible) for m in norms]
     try:
         yield norms
     finally:
+        for h in hooks:
+            h.remove()
         with torch.no_grad():
             for m, bufs, mode in zip(norms, saved, modes):
                 for k, v in bufs.items():
                     getattr(m, k).copy_(v)
                 m.training = mode
+
+
+def _batch_statistics_when_possible(m: _BatchNorm, args: tuple) -> None:
+    """Batch statistics for this call, unless it has one value per channel (a batch of one after pooling: training
+    mode would raise; the placeholder statistics are all there is). Sets this module's flag only: a BatchNorm with
+    children (timm's BatchNormAct2d: its activation and dropout) keeps them in eval mode."""
+    x = args[0] if args else None
+    per_channel = x.numel() // x.shape[1] if isinstance(x, torch.Tensor) and x.dim() > 1 and x.shape[1] else 0
+    m.training = per_channel > 1
 
 
 def degenerate(x: torch.Tensor) -> str | None:
