@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -71,7 +72,9 @@ class _Ctx:
     def quantize(self, model: torch.nn.Module) -> dict[str, float]:
         """Apply the recipe's QuantConfig and calibrate; return the metrics right after (``<m>_before``)."""
         cfg = QuantConfig.from_dict(self.recipe["quant"])
-        probe = quantize_(copy.deepcopy(model), cfg)
+        with warnings.catch_warnings():  # the probe only compares maps; quantize_ below warns once if it must
+            warnings.simplefilter("ignore")
+            probe = quantize_(copy.deepcopy(model), cfg)
         if quantization_map(probe) != quantization_map(model):
             quantize_(model, cfg)
             n = self.recipe.get("calibrate", 4096)
