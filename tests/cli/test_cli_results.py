@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 
 from lowbit.cli import main
-from lowbit.engine.store import FailedJob, Store
+from lowbit.engine.rows import FailedJob
+from lowbit.engine.store import Store
 
 
 def _fill(d, failed: bool = True):

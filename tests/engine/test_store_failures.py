@@ -10,7 +10,8 @@ import pytest
 
 from lowbit.cli import main
 from lowbit.engine.report.results import RunResults
-from lowbit.engine.store import FailedJob, Store, StoreError
+from lowbit.engine.rows import FailedJob
+from lowbit.engine.store import Store, StoreError
 
 # results.sqlite as lowbit wrote it before failure rows (commit c57ea62): this one table, nothing else
 OLD_SCHEMA = """CREATE TABLE results (

@@ -78,7 +78,7 @@ def check_where(where: dict[str, str], everything: list[dict[str, Any]], run_dir
 
 
 def _failed_note(failed: list[dict[str, Any]], run_dir: Path) -> str:
-    from ..engine.store import FAILED
+    from ..engine.rows import FAILED
 
     n = sum(f["status"] == FAILED for f in failed)
     parts = [f"{n} job{'s' * (n != 1)} failed"] if n else []

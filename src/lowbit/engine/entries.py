@@ -21,7 +21,7 @@ from typing import Any
 from ..arguments import check_kwargs, params
 from ..registry import Registry, resolve_target
 from .axes import axis_refs
-from .speccheck import SpecError, _Checker
+from .checker import Checker, SpecError
 from .usercode import target_module
 
 MODEL_ENGINE_KEYS = ("flatten",)  # keys of a [models.*] entry the engine reads; never passed to the builder
@@ -46,7 +46,7 @@ def entry_label(cfg: dict) -> str:
 
 
 def check_entry(
-    c: _Checker, path: str, cfg: Any, registry: Registry, code: bool, lenient: bool, engine_keys=()
+    c: Checker, path: str, cfg: Any, registry: Registry, code: bool, lenient: bool, engine_keys=()
 ) -> None:
     """One ``[data]`` / ``[models.NAME]`` entry (see the module docstring).
 
@@ -97,7 +97,7 @@ def check_entry(
         c.fail(f"{path}.{bad.name}", bad.value, bad.what)
 
 
-def _resolve(c: _Checker, path: str, target: str) -> Callable[..., Any]:
+def _resolve(c: Checker, path: str, target: str) -> Callable[..., Any]:
     """``resolve_target`` with its errors as one spec line (a user's module may raise anything on import)."""
     what = f"{path}.target"
     try:
@@ -115,7 +115,7 @@ def _first_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {text}" if not isinstance(e, (ImportError, ValueError)) else text
 
 
-def import_plugins(c: _Checker, plugins: Any) -> list[str]:
+def import_plugins(c: Checker, plugins: Any) -> list[str]:
     """Check ``plugins = ["module", ...]`` and import each one (they register models, data sets, tasks, extras)."""
     if not isinstance(plugins, list):
         c.fail("plugins", plugins, "expected a list of module names, e.g. ['my_pkg.lowbit_plugin']")
@@ -137,7 +137,7 @@ def import_plugins(c: _Checker, plugins: Any) -> list[str]:
     return done
 
 
-def check_plugin_names(c: _Checker, plugins: Any) -> None:
+def check_plugin_names(c: Checker, plugins: Any) -> None:
     """The plugin list's form only (when reading results: nothing is imported)."""
     if not isinstance(plugins, list) or not all(isinstance(m, str) and m for m in plugins):
         c.fail("plugins", plugins, "expected a list of module names, e.g. ['my_pkg.lowbit_plugin']")

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..train.config import TrainConfig
+from .checker import SpecError
 from .spec import Spec, axis_refs, substitute
-from .speccheck import SpecError
 
 
 @dataclass(frozen=True)

@@ -40,9 +40,10 @@ from .entries import entry_label
 from .models import check_fit, model_data
 from .plan import Job, axes_label, plan
 from .reuse import check_sources, reuse_finished
+from .rows import FAILED, NOT_RUN, FailedJob
 from .spec import Spec, first_difference
 from .steps import run_job
-from .store import FAILED, NOT_RUN, STORE_NAME, FailedJob, Store, blank_store
+from .store import STORE_NAME, Store, blank_store
 
 SPEC_NAME = "spec.toml"
 REPORT_ONLY_KEYS = ("report", "description")  # may change between a run and its --resume

@@ -20,19 +20,18 @@ and the names of all metrics of its job; a row whose bytes were altered, or a jo
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from ..fileio import DiskFullError, is_disk_full
+from .rows import FailedJob, Row, digest
 
 STORE_NAME = "results.sqlite"
 _SCHEMA = """
@@ -65,73 +64,11 @@ CREATE TABLE IF NOT EXISTS failures (
     digest TEXT NOT NULL
 )
 """
-FAILED, NOT_RUN = "failed", "not run"
-
-
 _MAGIC = b"SQLite format 3\x00"
 
 
 class StoreError(ValueError):
     """results.sqlite is not an SQLite database, is corrupted, or holds rows that were altered."""
-
-
-def _digest(fields: tuple, names: list[str]) -> str:
-    return hashlib.sha256(json.dumps([list(fields), sorted(names)], default=repr).encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class Row:
-    job_id: str
-    metric: str
-    value: float | None
-    axes: dict[str, Any]
-    config: dict[str, Any]
-    code_version: str
-    wall_s: float
-    model_path: str | None
-
-    def flat(self) -> dict[str, Any]:
-        """A flat dict for CSV/JSON output: job, the axes, metric, value, wall time, model, code version."""
-        return {
-            "job": self.job_id,
-            **self.axes,
-            "metric": self.metric,
-            "value": self.value,
-            "wall_s": round(self.wall_s, 3),
-            "model_path": self.model_path,
-            "code_version": self.code_version,
-        }
-
-
-@dataclass(frozen=True)
-class FailedJob:
-    """A job of the last sweep that did not finish: ``status`` is ``failed`` or ``not run`` (a job it needs
-    failed); ``error_type`` and ``message`` say why in one line, ``detail`` holds the traceback."""
-
-    job_id: str
-    status: str
-    axes: dict[str, Any]
-    config: dict[str, Any]
-    error_type: str
-    message: str
-    wall_s: float = 0.0
-    detail: str = ""
-    code_version: str = ""  # filled in by Store.add_failures
-
-    @property
-    def error(self) -> str:
-        return f"{self.error_type}: {self.message}"
-
-    def flat(self) -> dict[str, Any]:
-        """A flat dict for CSV/JSON output, like ``Row.flat`` with status and error in place of metric and value."""
-        return {
-            "job": self.job_id,
-            **self.axes,
-            "status": self.status,
-            "error": self.error,
-            "wall_s": round(self.wall_s, 3),
-            "code_version": self.code_version,
-        }
 
 
 @lru_cache(maxsize=1)
@@ -220,7 +157,7 @@ class Store:
             if isinstance(v, (int, float)):  # as SQLite gives it back: REAL, and NaN as NULL
                 v = None if v != v else float(v)
             fields = (job_id, k, v, a, c, version, float(wall_s), model_path, now)
-            rows.append((*fields, _digest(fields, names)))
+            rows.append((*fields, digest(fields, names)))
         self._insert(rows)
 
     def _insert(self, rows: list[tuple]) -> None:
@@ -246,7 +183,7 @@ class Store:
         for j in jobs:
             a, c = json.dumps(j.axes), json.dumps(j.config, sort_keys=True)
             fields = (j.job_id, j.status, a, c, j.error_type, j.message, float(j.wall_s), j.detail, version, now)
-            rows.append((*fields, _digest(fields, [])))
+            rows.append((*fields, digest(fields, [])))
         with self._write():
             self._db.executemany("INSERT OR REPLACE INTO failures VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
@@ -271,7 +208,7 @@ class Store:
         out = []
         for r in raw:
             try:
-                ok = r[10] == _digest(tuple(r[:10]), [])
+                ok = r[10] == digest(tuple(r[:10]), [])
                 job = FailedJob(r[0], r[1], json.loads(r[2]), json.loads(r[3]), r[4], r[5], r[6], r[7], r[8])
             except (TypeError, ValueError):
                 ok = False
@@ -320,7 +257,7 @@ class Store:
         out = []
         for r in raw:
             try:
-                ok = r[9] == _digest(tuple(r[:9]), names[r[0]])
+                ok = r[9] == digest(tuple(r[:9]), names[r[0]])
             except (TypeError, ValueError):  # a field that is no longer text or a number
                 ok = False
             if not ok:

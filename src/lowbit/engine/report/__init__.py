@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from ..store import FAILED, NOT_RUN
+from ..rows import FAILED, NOT_RUN
 from .document import Figure, Report, Section, Table, mean_std
 from .extras import EXTRAS, get_extra, register_extra
 from .results import PENDING, RunResults
