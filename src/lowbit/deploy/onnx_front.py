@@ -209,15 +209,14 @@ def activation_quantizers(model: nn.Module) -> list[tuple[nn.Module, str, str, Q
 def check_grids(model: nn.Module, example: tuple) -> dict[str, U8Grid | None]:
     """Each activation quantizer's uint8 grid, checked against its own output on ``example`` (see the docstring).
 
-    A quantizer that is never called (a recurrent twin's template) is skipped; one whose output is not on the grid
-    it declares (beyond one step at a tie) raises naming it."""
+    Only the quantizers the forward calls are returned (a recurrent twin's template is not); one whose output is not
+    on the grid it declares (beyond one step at a tie) raises naming it."""
     seen: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
     hooks = []
     grids: dict[str, U8Grid | None] = {}
     for _, _, name, q in activation_quantizers(model):
         grids[name] = u8_grid(q)
-        if grids[name] is not None:
-            hooks.append(q.register_forward_hook(_recorder(seen, name)))
+        hooks.append(q.register_forward_hook(_recorder(seen, name)))
     try:
         with model_forward():
             model(*example)
@@ -226,6 +225,8 @@ def check_grids(model: nn.Module, example: tuple) -> dict[str, U8Grid | None]:
             h.remove()
     for name, (x, y) in seen.items():
         g = grids[name]
+        if g is None:
+            continue
         ref = g.fake_quant(x.to(torch.float32))
         d = (ref - y.to(torch.float32)).abs()
         bad = d > 1e-5 * (1 + y.abs())
@@ -235,7 +236,7 @@ def check_grids(model: nn.Module, example: tuple) -> dict[str, U8Grid | None]:
                 f"declares (scale {g.scale:g}, zero point {g.zp}, {g.qmax + 1} levels): max |difference| "
                 f"{float(d.max()):g} at {float(bad.float().mean()):.2%} of the values"
             )
-    return {n: g for n, g in grids.items() if n in seen or g is None}
+    return {n: g for n, g in grids.items() if n in seen}
 
 
 def _recorder(seen: dict, name: str):
@@ -253,10 +254,12 @@ def export_view(model: nn.Module, example: tuple) -> tuple[nn.Module, list[str],
     view = copy.deepcopy(model).eval()
     notes, weight_notes = [], []
     for parent, attr, name, q in activation_quantizers(view):
-        g = grids.get(name, u8_grid(q))
+        if name not in grids:
+            continue  # never called by the forward
+        g = grids[name]
         if g is not None:
             parent._modules[attr] = ExportQDQ(g, name)  # _modules: bypasses twins' __setattr__ (recurrent copies)
-        elif name in grids:
+        else:
             notes.append(f"activation quantizer {name!r} ({q.to_dict()['name']}) has no uint8 grid: its float "
                          "arithmetic is exported")  # fmt: skip
     for lname, layer in view.named_modules():
