@@ -3,9 +3,9 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-EXTRAS := dev,audio,deploy,segmentation,digits,zoo
+EXTRAS := dev,audio,deploy,segmentation,digits,zoo,docs
 
-.PHONY: run test core-check lint format bench clean
+.PHONY: run test test-fast core-check docs lint format bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -20,10 +20,19 @@ test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks .ci
 	$(BIN)/python -m pytest $(ARGS)
 
+# everything not marked `slow` (the chaos suite, every study's end-to-end run, the zoo's long checks): under a minute
+test-fast: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks .ci
+	$(BIN)/python -m pytest -m "not slow" $(ARGS)
+
 # the core install alone (no extras; venv kept in /tmp/lowbit-core-venv, ARGS=--fresh rebuilds it): import, --help,
 # reproduce --list, quantize_, fit, INQ, summary, packed files; a feature that needs an extra fails with one line
 core-check:
 	PY=$(PY) .ci/core_check.sh $(ARGS)
+
+# the docs site (mkdocs.yml, docs/) into site/; --strict: a broken link or a page missing from the nav fails
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks .ci
@@ -37,4 +46,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/qat_speed.py --quick
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info
+	rm -rf $(VENV) build site *.egg-info src/*.egg-info

@@ -53,9 +53,9 @@ present = [m for m in OPTIONAL if sys.modules.get(m) is not None]
 check("import lowbit imports no optional package", not present, ", ".join(present))
 check("lowbit --version", cli("--version").stdout.strip().endswith(lb.__version__))
 
-from lowbit.cli import _MODULES  # noqa: E402
+from lowbit.cli import COMMANDS  # noqa: E402
 
-for name in _MODULES:
+for name in COMMANDS.names():
     cli(name, "--help")
 check("reproduce --list names the studies", "spirals" in cli("reproduce", "--list").stdout)
 check("quantizers prints the catalogue", "uniform" in cli("quantizers").stdout)

@@ -22,11 +22,11 @@ import argparse
 import torch
 from torch import nn
 
-from lowbit.experiments.datasets import load_data
-from lowbit.experiments.models import build_model
-from lowbit.experiments.plan import plan
-from lowbit.experiments.spec import load_spec
-from lowbit.experiments.studies import study_path
+from lowbit.data.sets import load_data
+from lowbit.engine.models import build_model
+from lowbit.engine.plan import plan
+from lowbit.engine.spec import load_spec
+from lowbit.studies import study_path
 
 STUDIES = ["cnn_width", "cnn_depth", "cnn_mobilenet", "cnn_blocks", "cnn_retrain", "cnn_segmentation"]
 

@@ -13,6 +13,7 @@ from torch.utils.data import TensorDataset
 
 import lowbit as lb
 from lowbit.quantizers import Quantizer, get, get_class, names
+from lowbit.quantizers.catalogue import default_bits
 from lowbit.train import TrainConfig, fit
 from lowbit.train.loop import epoch_batches
 from lowbit.train.regularizers import apply_post_step, quantizer_regularizers
@@ -169,12 +170,25 @@ def test_fit_calibrates_on_the_first_batches_before_training():
         TrainConfig(calibrate_batches=-1)
 
 
-def test_every_quantizer_declares_the_hooks_on_the_base_class():
-    for name in names():
-        cls = get_class(name)
-        for hook in ("calibrate", "needs_calibration", "post_step", "regularizer"):
-            assert callable(getattr(cls, hook)), (name, hook)
-        assert isinstance(cls.per_parameter_state, bool)
+@pytest.mark.parametrize("name", names())
+def test_every_quantizer_keeps_the_hook_contract(name):
+    """What the trainer and ``calibrate`` rely on, for every registered quantizer: after ``calibrate`` nothing is
+    left to calibrate, the regularizer is None or a finite scalar, the learning-rate factor is a positive number,
+    and ``post_step`` leaves a latent weight finite."""
+    cls = get_class(name)
+    q = cls(bits=default_bits(name) or 2)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 16, generator=g)
+    q.calibrate(x if cls.kind != "act" else x.abs())
+    assert q.needs_calibration() is False, name
+    r = q.regularizer()
+    assert r is None or (isinstance(r, torch.Tensor) and r.dim() == 0 and torch.isfinite(r)), (name, r)
+    w = torch.randn(8, 16, generator=g) * 3
+    scale = q.lr_scale(w)
+    assert isinstance(scale, float) and 0 < scale < float("inf"), (name, scale)
+    q.post_step(w)
+    assert torch.isfinite(w).all(), name
+    assert isinstance(cls.per_parameter_state, bool)
 
 
 class _Clip(Quantizer):

@@ -60,6 +60,7 @@ def test_every_third_party_import_is_declared():
     assert not missing, f"imported but not declared in pyproject.toml: {missing}"
 
 
+@pytest.mark.slow
 def test_optional_packages_are_imported_only_inside_functions():
     core, _ = _requirements()
     eager = sorted(
@@ -92,6 +93,7 @@ def test_require_names_the_extra(monkeypatch):
 BLOCKER = f"import sys\nsys.modules.update(dict.fromkeys({BLOCKED!r}))\n"
 
 
+@pytest.mark.slow
 def test_core_commands_work_without_optional_packages(tmp_path):
     """.ci/core_smoke.py with scipy, onnx, onnxruntime, librosa, soundfile and scikit-learn unimportable."""
     code = BLOCKER + f"import runpy, sys\nsys.argv = ['core_smoke', {str(tmp_path)!r}]\n"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 import torch
 from torch import nn
 from torch.utils.data import TensorDataset
@@ -50,6 +51,7 @@ def test_progress_off_never_takes_the_tqdm_lock():
     assert _finishes_while_the_lock_is_held(lambda: _fit(False), wait_s=60)
 
 
+@pytest.mark.slow
 def test_progress_on_does_take_it():  # the counter-check: the held lock really blocks a tqdm bar
     assert not _finishes_while_the_lock_is_held(lambda: _fit(True), wait_s=3)
 

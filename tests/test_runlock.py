@@ -33,6 +33,7 @@ def test_second_holder_is_refused_and_release_frees_it(tmp_path):
         assert again.held and info["pid"] == os.getpid()
 
 
+@pytest.mark.slow
 def test_other_process_is_named_and_its_sigkill_leaves_no_stuck_lock(tmp_path):
     run = tmp_path / "run"
     child = subprocess.Popen([sys.executable, "-c", HOLD, str(run)], stdout=subprocess.PIPE, text=True)

@@ -13,12 +13,13 @@ import torch
 from torch import nn
 
 from .config import LayerRule, QuantConfig
-from .nn import QUANT_TWINS, QuantMixin
+from .nn import QUANT_TWINS, QuantMixin, disable_fast_paths, load_optional_twins
 from .quantizers import Quantizer
 
 
 def quantizable_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """(qualified name, module) of every layer ``quantize_`` can swap or has swapped, in registration order."""
+    load_optional_twins()  # twins of optional libraries' layers (transformers' Conv1D) whose library is imported
     return [(n, m) for n, m in model.named_modules() if type(m) in QUANT_TWINS or isinstance(m, QuantMixin)]
 
 
@@ -109,6 +110,7 @@ def quantize_(model: nn.Module, config: QuantConfig, optimizer: torch.optim.Opti
             _set_submodule(model, name, twin)
         else:
             root = twin
+    disable_fast_paths(root)  # torch's fused transformer inference would read the latent weights directly
     if optimizer is not None:
         missing = _missing_from(root, optimizer)
         if missing:

@@ -6,6 +6,7 @@ and what each layer's quantizers are; ``load_model(path)`` rebuilds, re-quantize
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,8 @@ def apply_quantization_map(model: nn.Module, qmap: dict[str, dict[str, Any]]) ->
 def save_model(
     path: str | Path, model: nn.Module, name: str, extra: dict[str, Any] | None = None, **kwargs: Any
 ) -> None:
-    """Save ``model`` (built by ``create_model(name, **kwargs)``) with its quantization and state."""
+    """Save ``model`` (built by ``create_model(name, **kwargs)``, or by a user's function: ``name`` is then its
+    "pkg.module:fn" target) with its quantization and state."""
     frozen = [n for n, e in quantization_map(model).items() if (e.get("weight") or {}).get("name") == "frozen"]
     if frozen:  # integer codes are the deploy layer's format: a model file holds latent weights + quantizers
         raise ValueError(
@@ -59,12 +61,25 @@ def save_model(
     save_checkpoint(path, tensors, meta)
 
 
-def load_model(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild a model saved by ``save_model`` (or a training checkpoint); returns (model, metadata)."""
+def load_model(path: str | Path, builder: Callable[..., nn.Module] | None = None) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild a model saved by ``save_model`` (or a training checkpoint); returns (model, metadata).
+
+    builder: the function that builds the model (called with the saved keyword arguments) instead of the
+    registered name. A model a spec built from a user's ``target = "pkg.module:fn"`` is saved under that target;
+    loading never imports it by itself (a file someone sent must not run code): pass the builder."""
     tensors, meta = load_checkpoint(path)
     if "model" not in meta or "quantization" not in meta:
         raise CheckpointError(f"{str(path)!r} holds no model description (keys: {sorted(meta)})")
-    model = create_model(meta["model"]["name"], **meta["model"].get("kwargs", {}))
+    name, kwargs = meta["model"]["name"], meta["model"].get("kwargs", {})
+    if builder is not None:
+        model = builder(**kwargs)
+    elif isinstance(name, str) and ":" in name:
+        raise CheckpointError(
+            f"{str(path)!r} holds a model built by {name!r}, a user's function; loading does not import code by "
+            "itself: pass the function, load_model(path, builder=fn)"
+        )
+    else:
+        model = create_model(name, **kwargs)
     model = apply_quantization_map(model, meta["quantization"])
     state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
     try:

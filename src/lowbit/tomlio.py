@@ -24,6 +24,8 @@ def dumps(d: dict) -> str:
 
 def load(path: str | Path) -> dict:
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"config file {str(path)!r} is a directory; expected a TOML file")
     if not path.is_file():
         raise FileNotFoundError(f"config file {str(path)!r} does not exist")
     try:

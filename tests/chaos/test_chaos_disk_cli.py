@@ -21,6 +21,8 @@ from lowbit.models import create_model
 from lowbit.serialize import save_model
 from lowbit.train.checkpoint import save_checkpoint
 
+pytestmark = pytest.mark.slow  # the chaos suite: `make test` runs it, `make test-fast` does not
+
 
 @pytest.fixture
 def model_file(tmp_path):
@@ -202,7 +204,6 @@ def test_closed_pipe_exits_quietly(model_file):
 def test_sweep_on_a_full_disk_stops_cleanly_and_resumes_when_there_is_room(tmp_path, capsys):
     """A real full disk in the middle of a study: one line, exit 2, every file left whole; with room again,
     --resume ends with the results of a run that never saw a full disk."""
-    pytest.importorskip("lowbit.experiments.engine", reason="the experiment engine is not in this tree")
     from tinystudy import SPEC, check_folder, results
 
     spec = tmp_path / "study.toml"

@@ -24,9 +24,12 @@ from fuzzkit import KINDS, Tally, mutations
 
 import lowbit as lb
 from lowbit.deploy.packed import MAGIC, PackedFormatError, load_packed, parse_packed, save_packed
+from lowbit.engine import store
 from lowbit.models import create_model
 from lowbit.serialize import load_model, save_model
 from lowbit.train.checkpoint import encode_checkpoint, parse_checkpoint
+
+pytestmark = pytest.mark.slow  # the chaos suite: `make test` runs it, `make test-fast` does not
 
 N = 2400  # inputs per format (240 per mutation kind)
 SEED = 20261129
@@ -200,7 +203,7 @@ def test_fuzz_packed_metadata_with_valid_checksum(files):
 
 def _spec_reader(tmp_path):
     """The study spec loader on a tiny valid spec (which must load: a broken loader fails here, never skips)."""
-    from lowbit.experiments.spec import load_spec
+    from lowbit.engine.spec import load_spec
 
     p = tmp_path / "spec.toml"
     p.write_text(SPEC)
@@ -261,27 +264,26 @@ def test_fuzz_toml_specs(files, tmp_path):
 
 def test_fuzz_result_store(files, tmp_path, monkeypatch):
     """results.sqlite: an altered store is an error (StoreError / a ValueError), or it reads the same rows."""
-    store_mod = pytest.importorskip("lowbit.experiments.store", reason="the result store is not in this tree")
     # a flipped "read version" byte makes SQLite report "database is locked" only after the store's busy
     # timeout (meant for a live concurrent reader): the same StoreError, 60x sooner
-    connect = store_mod.sqlite3.connect
-    monkeypatch.setattr(store_mod.sqlite3, "connect", lambda path, timeout=5.0: connect(path, timeout=0.5))
+    connect = store.sqlite3.connect
+    monkeypatch.setattr(store.sqlite3, "connect", lambda path, timeout=5.0: connect(path, timeout=0.5))
     good_dir = tmp_path / "good"
-    with store_mod.Store(good_dir) as s:
+    with store.Store(good_dir) as s:
         for j in range(3):
             axes = {"model": "small", "method": f"m{j}", "seed": 0}
             s.add_job(f"job{j}", {"accuracy": 90.0 + j, "loss": 0.25 * j}, axes, {"recipe": {"k": "float"}}, 1.5, None)
-    good = (good_dir / store_mod.STORE_NAME).read_bytes()
+    good = (good_dir / store.STORE_NAME).read_bytes()
     shm = Path("/dev/shm")  # SQLite syncs on every open: a memory file system keeps 2,400 opens cheap
     d = Path(tempfile.mkdtemp(dir=shm)) if shm.is_dir() and os.access(shm, os.W_OK) else tmp_path / "run"
     d.mkdir(exist_ok=True)
-    p = d / store_mod.STORE_NAME
+    p = d / store.STORE_NAME
 
     def read(data):
         for extra in ("-wal", "-shm"):
-            (d / (store_mod.STORE_NAME + extra)).unlink(missing_ok=True)
+            (d / (store.STORE_NAME + extra)).unlink(missing_ok=True)
         p.write_bytes(data)
-        with store_mod.Store(d, create=False) as s:
+        with store.Store(d, create=False) as s:
             return sorted(s.done()), [r.flat() for r in s.rows()]
 
     try:
@@ -294,12 +296,11 @@ def test_altered_or_missing_store_rows_are_refused(tmp_path):
     """SQLite keeps no checksum of its own: an edited value, or a job that lost one of its rows, must not read."""
     import sqlite3
 
-    store_mod = pytest.importorskip("lowbit.experiments.store", reason="the result store is not in this tree")
-    with store_mod.Store(tmp_path) as s:
+    with store.Store(tmp_path) as s:
         s.add_job("a", {"accuracy": 90.0, "loss": 0.5}, {"model": "m", "method": "float"}, {"k": 1}, 1.0, None)
         s.add_job("b", {"accuracy": float("nan"), "n": 3}, {"model": "m", "method": "W2"}, {"k": 2}, 1.0, None)
         assert s.done() == {"a", "b"}
-    path = tmp_path / store_mod.STORE_NAME
+    path = tmp_path / store.STORE_NAME
     for sql in (
         "UPDATE results SET value = 91.0 WHERE job_id = 'a' AND metric = 'accuracy'",
         'UPDATE results SET axes = \'{"model": "m", "method": "W3"}\' WHERE job_id = \'a\'',
@@ -308,10 +309,10 @@ def test_altered_or_missing_store_rows_are_refused(tmp_path):
         with sqlite3.connect(path) as db:
             backup = db.execute("SELECT * FROM results").fetchall()
             db.execute(sql)
-        with pytest.raises(store_mod.StoreError, match="fails its checksum"), store_mod.Store(tmp_path) as s:
+        with pytest.raises(store.StoreError, match="fails its checksum"), store.Store(tmp_path) as s:
             s.rows()
         with sqlite3.connect(path) as db:
             db.execute("DELETE FROM results")
             db.executemany(f"INSERT INTO results VALUES ({', '.join('?' * len(backup[0]))})", backup)
-        with store_mod.Store(tmp_path) as s:
+        with store.Store(tmp_path) as s:
             assert s.done() == {"a", "b"}

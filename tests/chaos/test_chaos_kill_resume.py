@@ -22,15 +22,15 @@ import traceback
 from pathlib import Path
 
 import pytest
-
-from lowbit.fileio import is_stale_temp
-
-engine = pytest.importorskip("lowbit.experiments.engine", reason="the experiment engine is not in this tree")
 from tinystudy import SPEC, check_folder, results  # noqa: E402
 
 from lowbit.cli import main  # noqa: E402
-from lowbit.experiments.spec import load_spec  # noqa: E402
+from lowbit.engine import run as engine  # noqa: E402
+from lowbit.engine.spec import load_spec  # noqa: E402
+from lowbit.fileio import is_stale_temp
 from lowbit.runlock import LOCK_NAME, RunLocked  # noqa: E402
+
+pytestmark = pytest.mark.slow  # the chaos suite: `make test` runs it, `make test-fast` does not
 
 SEED = 11
 RANDOM_KILLS = 14

@@ -8,45 +8,13 @@ import sqlite3
 import tomllib
 from pathlib import Path
 
+from support.specs import SPIRALS_TINY
+
 from lowbit.fileio import is_stale_temp
 from lowbit.runlock import LOCK_NAME
 from lowbit.train.checkpoint import load_checkpoint
 
-SPEC = """name = "chaos"
-task = "classification"
-[data]
-name = "spirals"
-subset = 300
-test_resolution = 21
-[grid]
-model = ["small"]
-method = ["float", "W2", "INQ"]
-seed = [0]
-[models.small]
-name = "fcdnn"
-width = 8
-depth = 3
-[train]
-epochs = 3
-batch_size = 64
-[methods.float]
-kind = "float"
-[methods.W2]
-kind = "qat"
-parent = "float"
-quant = { weight = { name = "uniform", bits = 2 }, act = { name = "pact", bits = 2 }, keep_float = ["first"] }
-calibrate = 64
-train = { epochs = 2 }
-[methods.INQ]
-kind = "inq"
-parent = "float"
-bits = 4
-portions = [0.5, 1.0]
-train = { epochs = 1 }
-[[report.figures]]
-metric = "accuracy"
-x = "method"
-"""
+SPEC = SPIRALS_TINY  # the suite's one tiny study (tests/support/specs.py)
 
 
 def no_wall(v):

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from lowbit.data.sets.images import _images
 from lowbit.data.transforms import ImageSet, holdout
-from lowbit.experiments.datasets import _images
 
 
 def _set(n_per_class=(30, 20, 10)):

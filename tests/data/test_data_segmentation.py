@@ -6,20 +6,11 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from support.data_files import write_glas, write_isbi
 
 from lowbit.data.glas import GlasDataset, glas_files
 from lowbit.data.isbi import TEST_IDS, TRAIN_IDS, default_root, load_isbi, random_tiles
 from lowbit.data.paths import shared_data_dir
-
-
-def _write_glas(root: Path, name: str, h: int, w: int, n_glands: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), "RGB").save(root / f"{name}.bmp")
-    ids = np.zeros((h, w), dtype=np.uint8)
-    for g in range(1, n_glands + 1):
-        ids[2 * g : 2 * g + 2, 1 : w - 1] = g
-    Image.fromarray(ids, "L").save(root / f"{name}_anno.bmp")
-    return ids
 
 
 def test_glas_parts_order_and_instances(tmp_path):
@@ -30,7 +21,7 @@ def test_glas_parts_order_and_instances(tmp_path):
         "testA_1": (14, 11, 4),
         "testB_3": (12, 12, 1),
     }.items():
-        ann[name] = _write_glas(tmp_path, name, h, w, n, seed=len(name))
+        ann[name] = write_glas(tmp_path, name, h, w, n, seed=len(name))
     (tmp_path / "Grade.csv").write_text("name,grade\n")  # other files in the folder are ignored
     ds = GlasDataset(tmp_path, "train")
     assert ds.names == ["train_2", "train_10"]  # numeric order, not string order
@@ -57,20 +48,6 @@ def test_glas_errors_name_the_problem(tmp_path):
     Image.fromarray(np.zeros((5, 4), np.uint8), "L").save(tmp_path / "train_1_anno.bmp")
     with pytest.raises(ValueError, match="train_1_anno.bmp is"):
         GlasDataset(tmp_path, "train")[0]
-
-
-def write_isbi(root: Path, side: int = 32, seed: int = 0) -> None:
-    """30 labelled images in the shipped layout: train/image/<i>.png, train/label/<i>.png (0 = membrane)."""
-    rng = np.random.default_rng(seed)
-    (root / "train" / "image").mkdir(parents=True)
-    (root / "train" / "label").mkdir(parents=True)
-    for i in range(30):
-        lab = np.full((side, side), 255, np.uint8)
-        lab[:, (i % 7) + 3] = 0  # a vertical membrane
-        lab[side // 2, :] = 0  # a horizontal membrane
-        img = np.where(lab == 0, 40, 200).astype(np.uint8) + rng.integers(0, 10, (side, side), dtype=np.uint8)
-        Image.fromarray(img, "L").save(root / "train" / "image" / f"{i}.png")
-        Image.fromarray(lab, "L").save(root / "train" / "label" / f"{i}.png")
 
 
 def test_isbi_split_masks_and_downsample(tmp_path):
@@ -127,6 +104,7 @@ def shared_isbi() -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_real_isbi_set():
     root = shared_isbi()
     assert default_root() == root

@@ -11,8 +11,8 @@ import torch
 from PIL import Image
 
 from lowbit.data.idx import write_idx
-from lowbit.experiments.datasets import build_dataset, dataset_names
-from lowbit.experiments.models import build_model, check_fit, model_kwargs
+from lowbit.data.sets import build_dataset, dataset_names
+from lowbit.engine.models import build_model, check_fit, model_kwargs
 from lowbit.models import TEST_KWARGS, model_names
 
 CLASSIFICATION_SETS = {
@@ -78,6 +78,7 @@ def test_image_sets_from_files_normalised_and_flattened(tmp_path, name, write, i
     assert model(flat.test.tensors[0]).shape == (len(flat.test), info["num_classes"])
 
 
+@pytest.mark.slow
 def test_a_model_that_does_not_fit_its_data_is_one_line(tmp_path):
     data = build_dataset("digits", subset=50)
     check_fit("small", {"name": "fcdnn", "width": 8}, data, "digits")  # in_features 64 from the data

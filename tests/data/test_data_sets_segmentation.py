@@ -4,10 +4,10 @@ object class the segmentation task scores, and models that take their channel co
 from __future__ import annotations
 
 import torch
-from test_data_segmentation import _write_glas, write_isbi
+from support.data_files import write_glas, write_isbi
 
-from lowbit.experiments.datasets import build_dataset
-from lowbit.experiments.models import build_model, check_fit
+from lowbit.data.sets import build_dataset
+from lowbit.engine.models import build_model, check_fit
 
 
 def test_isbi2012_tiles_and_test_images(tmp_path):
@@ -22,8 +22,8 @@ def test_isbi2012_tiles_and_test_images(tmp_path):
 
 def test_glas_resized_rgb_and_gland_objects(tmp_path):
     for i in range(1, 4):
-        _write_glas(tmp_path, f"train_{i}", 40, 50, 2, seed=i)
-        _write_glas(tmp_path, f"testA_{i}", 44, 36, 1, seed=10 + i)
+        write_glas(tmp_path, f"train_{i}", 40, 50, 2, seed=i)
+        write_glas(tmp_path, f"testA_{i}", 44, 36, 1, seed=10 + i)
     d = build_dataset("glas", root=str(tmp_path), size=32, tile=16, tiles_per_image=2)
     assert len(d.train) == 6 and d.test.tensors[0].shape == (3, 3, 32, 32) and d.test.objects_of == 1
     assert set(d.test.tensors[1].unique().tolist()) <= {0, 1} and d.info == {"in_channels": 3}

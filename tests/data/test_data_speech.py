@@ -4,54 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
+from support.data_files import sphere_bytes, write_fsdd, write_timit
 
 from lowbit.data import fsdd, timit
 from lowbit.data.features import FeatureConfig, add_context, frames, normalise, utterance_features
 from lowbit.data.paths import shared_data_dir
 from lowbit.data.speech_collate import speech_collate
-
-
-def write_fsdd(root, speakers=fsdd.SPEAKERS, takes=2, sr=8000):
-    """Tiny FSDD: digit d is a 0.15 s tone at 300 + 100 d Hz (with quiet padding that trim removes)."""
-    root.mkdir(parents=True, exist_ok=True)
-    t = np.arange(int(0.15 * sr)) / sr
-    for s in speakers:
-        for d in range(10):
-            for k in range(takes):
-                tone = 0.5 * np.sin(2 * np.pi * (300 + 100 * d) * t)
-                sf.write(root / f"{d}_{s}_{k}.wav", np.concatenate([np.zeros(200), tone, np.zeros(200)]), sr)
-    return root
-
-
-def sphere_bytes(samples: np.ndarray, sr: int = 16000, order: str = "01", extra: str = "") -> bytes:
-    """A NIST SPHERE file written by hand: 1024-byte header, then 16-bit PCM."""
-    head = (
-        f"NIST_1A\n   1024\nsample_count -i {len(samples)}\nsample_rate -i {sr}\nchannel_count -i 1\n"
-        f"sample_n_bytes -i 2\nsample_byte_format -s2 {order}\n{extra}end_head\n"
-    ).encode()
-    pcm = samples.astype("<i2" if order == "01" else ">i2").tobytes()
-    return head + b" " * (1024 - len(head)) + pcm
-
-
-def write_timit(root, speakers=("dr1-fa", "dr1-mb", "dr8-fbcg1", "dr8-mbcg0"), sphere=False):
-    rng = np.random.default_rng(0)
-    for s in speakers:
-        (root / s).mkdir(parents=True)
-        for u in ("sa1", "si2"):
-            pcm = (rng.standard_normal(4800) * 3000).astype(np.int16)
-            if sphere:
-                (root / s / f"{u}.wav").write_bytes(sphere_bytes(pcm))
-            else:
-                sf.write(root / s / f"{u}.wav", pcm, 16000, subtype="PCM_16")
-            (root / s / f"{u}.phn").write_text(
-                "0 800 h#\n800 1600 sh\n1600 2400 ix\n2400 3200 q\n3200 4000 bcl\n4000 4800 h#\n"
-            )
-            (root / s / f"{u}.wrd").write_text("800 2400 she\n")
-            (root / s / f"{u}.txt").write_text("0 4800 She.\n")
-    return root
-
 
 # ---------------------------------------------------------------- features
 
@@ -76,6 +35,7 @@ def test_normalise_per_utterance():
     assert torch.equal(normalise(torch.zeros(5, 3)), torch.zeros(5, 3))  # constant: 0/(0+eps), no NaN
 
 
+@pytest.mark.slow
 def test_frames_shape_and_kinds():
     sr = 8000
     audio = np.sin(2 * np.pi * 440 * np.arange(sr) / sr).astype(np.float32)
@@ -103,6 +63,7 @@ def test_collate_pads_and_concatenates():
 # ---------------------------------------------------------------- FSDD
 
 
+@pytest.mark.slow
 def test_fsdd_connected_digits(tmp_path):
     root = write_fsdd(tmp_path / "rec")
     fc = FeatureConfig(hop_ms=20.0, context=1)

@@ -246,6 +246,7 @@ def test_matmul_nbits_weight_only_exact(tmp_path, bits, nb):
     np.testing.assert_allclose(y, y0, rtol=1e-4, atol=1e-5)  # weight-only: exact codes, float activations
 
 
+@pytest.mark.slow
 def test_residual_network_exports_integer_adds(tmp_path):
     from lowbit.models import create_model, model_names
     from lowbit.models.blocks import point_rules
@@ -475,6 +476,7 @@ def _resnet20_points(alpha_factor: float):
     return m.eval(), x
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("factor, adds", [(1.0, 9), (1.001, 17), (1.05, 17)])
 def test_resnet20_block_sums_written_once_when_grids_agree(tmp_path, factor, adds):
     """With ``calib`` (the residual path in integer ops): QA and QRA points with the same grid (α equal): each block

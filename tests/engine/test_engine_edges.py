@@ -4,33 +4,14 @@ from __future__ import annotations
 
 import pytest
 import torch
+from support.specs import SPIRALS_TINY
 
-from lowbit.experiments.backends import make_backend
-from lowbit.experiments.engine import sweep
-from lowbit.experiments.plan import plan
-from lowbit.experiments.spec import SpecError, parse_spec
+from lowbit.engine.backends import make_backend
+from lowbit.engine.plan import plan
+from lowbit.engine.run import sweep
+from lowbit.engine.spec import SpecError, parse_spec
 
-SMALL = """
-name = "edges"
-task = "classification"
-[data]
-name = "spirals"
-subset = 300
-test_resolution = 21
-[grid]
-model = ["small"]
-method = ["float"]
-seed = [0]
-[models.small]
-name = "fcdnn"
-width = 8
-depth = 2
-[train]
-epochs = 1
-batch_size = 64
-[methods.float]
-kind = "float"
-"""
+SMALL = SPIRALS_TINY.replace('method = ["float", "W2", "INQ"]', 'method = ["float"]')  # float only
 
 
 def _spec(extra: str = "", text: str = SMALL):
@@ -50,7 +31,7 @@ def test_resume_accepts_a_changed_report_section_but_not_a_changed_recipe(tmp_pa
     extra = '[[report.tables]]\nrows = "model"\ncolumns = "method"\nvalue = "accuracy"\n'
     assert sweep(_spec(extra), tmp_path / "run", resume=True, workers=1, progress=False).is_file()
     with pytest.raises(ValueError, match="first difference: train.epochs"):
-        sweep(_spec(text=SMALL.replace("epochs = 1", "epochs = 2")), tmp_path / "run", resume=True, workers=1)
+        sweep(_spec(text=SMALL.replace("epochs = 3\n", "epochs = 4\n")), tmp_path / "run", resume=True, workers=1)
 
 
 def test_reserved_axis_names_are_refused():
@@ -82,7 +63,7 @@ def test_one_worker_backend_gives_back_the_callers_thread_count():
 
 def test_a_qat_job_is_placed_on_its_training_device_before_it_is_calibrated(tmp_path, monkeypatch):
     """Calibration and the metrics before retraining run where training will (a paper-scale job on a GPU)."""
-    from lowbit.experiments import steps
+    from lowbit.engine import steps
 
     events = []
     real_place, real_quantize = steps.place, steps._Ctx.quantize

@@ -9,10 +9,10 @@ import torch
 from support.app_studies import write_cifar_jpeg
 from torch import nn
 
-from lowbit.experiments.engine import _priorities, preflight, step_seconds
-from lowbit.experiments.plan import plan
-from lowbit.experiments.spec import load_spec
-from lowbit.experiments.studies import study_path
+from lowbit.engine.plan import plan
+from lowbit.engine.run import _priorities, preflight, step_seconds
+from lowbit.engine.spec import load_spec
+from lowbit.studies import study_path
 
 
 def test_step_seconds_times_forward_and_backward():
@@ -32,7 +32,7 @@ def test_step_seconds_times_forward_and_backward():
 
 
 def test_preflight_costs_are_step_times_and_the_longest_chain_goes_first(tmp_path, monkeypatch):
-    import lowbit.experiments.engine as engine
+    import lowbit.engine.run as engine
 
     data = tmp_path / "data"
     data.mkdir()

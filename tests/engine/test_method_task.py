@@ -11,10 +11,10 @@ import pytest
 import torch
 from support.specs import DIGITS
 
-from lowbit.experiments.plan import plan
-from lowbit.experiments.spec import SpecError, parse_spec
-from lowbit.experiments.tasks import get_task
-from lowbit.experiments.tasks_images import LABEL_SMOOTHING
+from lowbit.engine.plan import plan
+from lowbit.engine.spec import SpecError, parse_spec
+from lowbit.tasks import get_task
+from lowbit.tasks.images import LABEL_SMOOTHING
 
 
 def _spec(text: str):

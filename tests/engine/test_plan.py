@@ -8,10 +8,11 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
 from support.specs import DIGITS
 
-from lowbit.experiments.plan import describe, plan
-from lowbit.experiments.spec import parse_spec
+from lowbit.engine.plan import describe, plan
+from lowbit.engine.spec import parse_spec
 
 
 def _spec(text: str = DIGITS, scale: str | None = None):
@@ -52,14 +53,15 @@ def test_bits_axis_shares_the_float_parent_and_ensembles_use_the_first_seeds():
         assert sorted(next(f for f in floats if f.id == p).axes["seed"] for p in e.parents) == [0, 1]
 
 
+@pytest.mark.slow
 def test_ids_are_stable_across_processes_and_change_with_the_config():
     ids = [j.id for j in plan(_spec())]
     assert ids == [j.id for j in plan(_spec())]
     code = (
         f"import sys, json, tomllib; sys.path.insert(0, {str(Path(__file__).parents[1])!r})\n"
         "from support.specs import DIGITS\n"
-        "from lowbit.experiments.plan import plan\n"
-        "from lowbit.experiments.spec import parse_spec\n"
+        "from lowbit.engine.plan import plan\n"
+        "from lowbit.engine.spec import parse_spec\n"
         "print(json.dumps([j.id for j in plan(parse_spec(tomllib.loads(DIGITS), None, 'd'))]))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

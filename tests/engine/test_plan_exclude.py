@@ -8,8 +8,8 @@ import tomllib
 import pytest
 from support.specs import DIGITS
 
-from lowbit.experiments.plan import plan
-from lowbit.experiments.spec import SpecError, parse_spec
+from lowbit.engine.plan import plan
+from lowbit.engine.spec import SpecError, parse_spec
 
 ENSEMBLES = (
     DIGITS.replace('method = ["float", "W4A4", "INQ"]', 'method = ["float", "W4A4", "INQ", "E"]').replace(

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from lowbit.experiments.report.comparisons import paired_comparisons
-from lowbit.experiments.report.results import RunResults
-from lowbit.experiments.spec import SpecError, parse_spec
-from lowbit.experiments.store import Store
+from lowbit.engine.report.comparisons import paired_comparisons
+from lowbit.engine.report.results import RunResults
+from lowbit.engine.spec import SpecError, parse_spec
+from lowbit.engine.store import Store
 
 SPEC = """
 name = "pairs"
@@ -66,6 +66,7 @@ def _run(tmp_path, seeds=(0, 1)):
     return RunResults(tmp_path)
 
 
+@pytest.mark.slow
 def test_paired_differences_and_verdicts(tmp_path):
     res = _run(tmp_path)
     claims = [

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 
+import pytest
 from safetensors.torch import load_file
 from support.specs import DIGITS
 
@@ -27,6 +28,7 @@ def _sweep(tmp_path, text, out, *extra):
     return main(["sweep", str(spec), "--scale", "tiny", "--out", str(out), "--workers", "1", "--no-progress", *extra])
 
 
+@pytest.mark.slow
 def test_reuse_takes_finished_jobs_and_gives_the_full_runs_results(tmp_path, capsys):
     small, full, extended = tmp_path / "small", tmp_path / "full", tmp_path / "extended"
     assert _sweep(tmp_path, SMALL, small) == 0  # 2 models x float x seed 0
@@ -49,6 +51,7 @@ def test_reuse_takes_finished_jobs_and_gives_the_full_runs_results(tmp_path, cap
     assert len(ran_here) == 6
 
 
+@pytest.mark.slow
 def test_reuse_skips_other_configs_and_missing_models(tmp_path, capsys):
     small = tmp_path / "small"
     assert _sweep(tmp_path, SMALL, small) == 0
@@ -84,4 +87,4 @@ def test_dry_run_says_what_reuse_would_take_and_writes_nothing(tmp_path, capsys)
     out = tmp_path / "planned"
     assert _sweep(tmp_path, WIDER, out, "--dry-run", "--reuse", str(small)) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[-2:] == ["8 jobs", f"2 of them finished in {small} (--reuse takes them)"] and not out.exists()
+    assert lines[-3:-1] == ["8 jobs", f"2 of them finished in {small} (--reuse takes them)"] and not out.exists()

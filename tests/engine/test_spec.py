@@ -7,7 +7,7 @@ import tomllib
 import pytest
 from support.specs import DIGITS
 
-from lowbit.experiments.spec import SpecError, load_spec, parse_spec
+from lowbit.engine.spec import SpecError, load_spec, parse_spec
 
 
 def _raw(text: str = DIGITS) -> dict:
@@ -81,7 +81,10 @@ def test_errors_name_the_path_and_what_is_accepted(old, new, message):
 
 
 def test_cycle_and_ensemble_parent_and_unknown_extra_and_scale():
-    cyc = DIGITS.replace('[methods.float]\nkind = "float"', '[methods.float]\nkind = "qat"\nparent = "W4A4"')
+    cyc = DIGITS.replace(
+        '[methods.float]\nkind = "float"',
+        '[methods.float]\nkind = "qat"\nparent = "W4A4"\nquant = { weight = { name = "uniform", bits = 2 } }',
+    )
     assert "methods.float.parent: cycle float -> W4A4 -> float" in _err(cyc)
     bad = DIGITS.replace('parent = "float"\nbits', 'parent = "E2"\nbits')
     assert "methods.INQ.parent = 'E2': an ensemble cannot be a parent" in _err(bad)
@@ -141,7 +144,7 @@ def test_a_wrong_extends_is_one_line_whichever_scale_runs(scales, message):
 
 
 def test_shipped_study_specs_are_valid_at_every_scale():
-    from lowbit.experiments.studies import study_listing, study_path
+    from lowbit.studies import study_listing, study_path
 
     for name, _, scales in study_listing():
         for scale in scales:

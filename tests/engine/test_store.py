@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 
 from lowbit.cli import main
-from lowbit.experiments.store import Store, code_version
+from lowbit.engine.store import Store, code_version
 
 
 def _fill(tmp_path):

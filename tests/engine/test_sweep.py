@@ -8,16 +8,18 @@ import pytest
 from support.specs import DIGITS, one_cell
 
 from lowbit.cli import main
-from lowbit.experiments.report.results import RunResults
+from lowbit.engine.report.results import RunResults
 from lowbit.runlock import RunLock
 
 
+@pytest.mark.slow
 def test_sweep_a_user_spec_then_resume_report_and_refusals(tmp_path, capsys):
     spec = tmp_path / "digits.toml"
     spec.write_text(DIGITS)
     out = tmp_path / "run"
     assert main(["sweep", str(spec), "--dry-run"]) == 0
-    assert capsys.readouterr().out.splitlines()[-1] == "12 jobs"
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-2] == "12 jobs" and lines[-1].startswith("checked: data 'digits' loaded; every model fits it")
     assert not out.exists()  # a dry run writes nothing
     assert main(["sweep", str(spec), "--out", str(out), "--workers", "1", "--no-progress"]) == 0
     res = RunResults(out)
@@ -55,6 +57,7 @@ def test_sweep_a_user_spec_then_resume_report_and_refusals(tmp_path, capsys):
     assert "in use by another lowbit process (pid" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_folder_with_a_spec_but_no_results_is_not_held_hostage(tmp_path, capsys):
     spec = tmp_path / "digits.toml"
     spec.write_text(one_cell())
@@ -69,6 +72,7 @@ def test_a_folder_with_a_spec_but_no_results_is_not_held_hostage(tmp_path, capsy
     assert main(["report", str(out)]) == 0 and (out / "report.md").is_file()
 
 
+@pytest.mark.slow
 def test_run_a_one_cell_spec_and_refuse_a_grid(tmp_path, capsys):
     spec = tmp_path / "digits.toml"
     spec.write_text(DIGITS)
@@ -82,11 +86,12 @@ def test_run_a_one_cell_spec_and_refuse_a_grid(tmp_path, capsys):
     assert len(RunResults(tmp_path / "r").jobs) == 3
 
 
+@pytest.mark.slow
 def test_an_ensemble_averages_its_members_probabilities(tmp_path):
     import torch
 
-    from lowbit.experiments.datasets import load_data
-    from lowbit.experiments.spec import load_spec
+    from lowbit.data.sets import load_data
+    from lowbit.engine.spec import load_spec
     from lowbit.serialize import load_model
 
     spec = tmp_path / "digits.toml"

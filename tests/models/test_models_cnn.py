@@ -47,6 +47,7 @@ def test_param_count_by_hand():
     assert param_count(m, bn_stats=True) == by_hand + 2 * bn_channels
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, depth", [("resnet20", 20), ("resnet32", 32), ("resnet56", 56), ("resnet110", 110)])
 def test_resnet_depths_and_width_multiplier(name, depth):
     m = _meta(name)

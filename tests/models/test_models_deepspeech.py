@@ -82,6 +82,7 @@ def test_gradient_through_time():
     assert m.rnn.wb.weight.grad.abs().sum() > 0 and m.rnn.wf.weight.grad.abs().sum() == 0
 
 
+@pytest.mark.slow
 def test_ctc_loss_trains_a_tiny_problem():
     torch.manual_seed(0)
     m = create_model("deepspeech", n_input=3, n_hidden=16, n_classes=3, dropout=0.0)

@@ -35,6 +35,7 @@ def test_registry_has_the_cnn_families():
     assert {"cifar_resnet_preact", "cifar_resnet_depthwise", "imagenet_resnet50", "imagenet_resnet18x1.4"} <= names
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("precision", ["float", "W2A2"])
 @pytest.mark.parametrize("name", model_names())
 def test_forward_backward(name, precision):
@@ -53,6 +54,7 @@ def test_forward_backward(name, precision):
     assert any(float(g.abs().sum()) > 0 for g in grads)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", model_names())
 def test_save_load_w2a2(name, tmp_path):
     torch.manual_seed(1)

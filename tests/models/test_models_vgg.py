@@ -36,6 +36,7 @@ def test_layer_plan_at_paper_width(name, channels):
     assert all(c.kernel_size == (3, 3) and c.padding == (1, 1) for c in _convs(m))
 
 
+@pytest.mark.slow
 def test_vgg16_parameter_count_imagenet():
     # VGG-16 configuration D without BN at 224x224 has 138,357,544 parameters (Simonyan & Zisserman 2014)
     m = create_model("vgg16", num_classes=1000, input_size=224, batch_norm=False)

@@ -259,14 +259,19 @@ def test_inq_takes_over_a_quantized_lstm():
     assert not any(k.startswith("0.weight_quants") for k in model.state_dict())
 
 
-def test_save_load_round_trip(tmp_path, monkeypatch):
-    from lowbit.models import registry
-    from lowbit.serialize import load_model, save_model
+def test_save_load_round_trip(tmp_path):
+    from support.twins import registered_model
 
     def tiny_lstm(hidden: int = 6) -> nn.Module:
         return nn.Sequential(nn.LSTM(4, hidden, bidirectional=True, batch_first=True))
 
-    monkeypatch.setitem(registry._MODELS, "test_tiny_lstm", tiny_lstm)
+    with registered_model("test_tiny_lstm", tiny_lstm):
+        _round_trip(tmp_path, tiny_lstm)
+
+
+def _round_trip(tmp_path, tiny_lstm) -> None:
+    from lowbit.serialize import load_model, save_model
+
     model = lb.quantize_(
         tiny_lstm(),
         lb.QuantConfig(weight=get("uniform", bits=4), act=get("uniform", bits=6, signed=True), quantize_input=True),

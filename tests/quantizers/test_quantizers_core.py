@@ -84,6 +84,7 @@ def test_l2_opt_gaussian_sanity_values(bits, ratio):
     assert l2_opt_step(w, bits) == pytest.approx(ratio, rel=0.03)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bits", [2, 3, 4])
 def test_l2_opt_beats_grid_search(bits):
     w = torch.randn(400, dtype=torch.float64) * 0.1

@@ -231,6 +231,7 @@ def _l2_cases():
     yield torch.relu(torch.randn(2500, generator=g, dtype=D))  # post-ReLU activations (unsigned case)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", ["sorted", "dense"])
 @pytest.mark.parametrize("bits", [2, 3, 4, 8])
 def test_l2_opt_step_equals_the_spec_loop(bits, path, monkeypatch):

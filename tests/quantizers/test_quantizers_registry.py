@@ -241,6 +241,7 @@ def test_state_dict_round_trip(name, bits):
 _floats = st.floats(min_value=-4, max_value=4, allow_nan=False, allow_infinity=False, width=32)
 
 
+@pytest.mark.slow
 @settings(max_examples=80, deadline=None, derandomize=True)
 @given(case=st.sampled_from(CASES), vals=st.lists(_floats, min_size=2, max_size=48), rows=st.sampled_from([1, 2]))
 def test_hypothesis_levels_and_counts(case, vals, rows):
@@ -266,6 +267,7 @@ def test_hypothesis_finite_across_scales(case, scale):
     assert not math.isnan(float(q.levels(x.detach()).sum()))
 
 
+@pytest.mark.slow
 def test_cli_lists_catalogue_and_plots(tmp_path, capsys):
     from lowbit.cli import main
 

@@ -3,25 +3,28 @@ ranking with its table and plot."""
 
 from __future__ import annotations
 
+import shutil
+import sqlite3
+
 import numpy as np
 import pytest
 import torch
 
 import lowbit as lb
 from lowbit.cli import main
-from lowbit.experiments.design import (
+from lowbit.engine.plan import plan
+from lowbit.engine.spec import parse_spec
+from lowbit.models import create_model
+from lowbit.models.resnet_cifar import TABLE5
+from lowbit.models.resnet_cifar import param_count as real_count
+from lowbit.studies.design import (
     Candidate,
     design_spec,
     enumerate_candidates,
     param_count,
     parse_precision,
 )
-from lowbit.experiments.design_report import rank
-from lowbit.experiments.plan import plan
-from lowbit.experiments.spec import parse_spec
-from lowbit.models import create_model
-from lowbit.models.resnet_cifar import TABLE5
-from lowbit.models.resnet_cifar import param_count as real_count
+from lowbit.studies.design_report import rank
 
 
 def _real(c: Candidate, **kw) -> int:
@@ -119,6 +122,7 @@ def _image_folder(root, classes=3, train=40, test=12, size=32):
                 Image.fromarray(a.astype(np.uint8)).save(d / f"{i}.png")
 
 
+@pytest.mark.slow
 def test_tiny_end_to_end_ranks_and_writes_table_and_plot(tmp_path, capsys):
     from PIL import Image
 
@@ -151,12 +155,27 @@ def test_tiny_end_to_end_ranks_and_writes_table_and_plot(tmp_path, capsys):
     assert main([*args, "--resume"]) == 0
     assert {j: p.stat().st_mtime_ns for j, p in ((p.name, p) for p in (out / "jobs").iterdir())} == before
     assert [r.candidate.label for r in rank(out, cands, "W2A2")] == [r.candidate.label for r in ranked]
+    # a candidate whose job fails: the others are ranked, the failure is one line, exit status 1
+    from lowbit.engine.report import RunResults
+
+    job = RunResults(out).select({"model": ranked[-1].candidate.label, "method": "W2A2"})[0].id
+    db = sqlite3.connect(out / "results.sqlite")
+    db.execute("DELETE FROM results WHERE job_id = ?", (job,))  # as if it had not finished
+    db.commit()
+    db.close()
+    shutil.rmtree(out / "jobs" / job)
+    (out / "jobs" / job).write_text("a file where the job's folder goes")
+    capsys.readouterr()
+    assert main([*args, "--resume"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("lowbit design: 1 of ") and "FileExistsError" in err and "leaves out" in err
+    assert [r.candidate.label for r in rank(out, cands, "W2A2")] == [r.candidate.label for r in ranked[:-1]]
 
 
 def test_noise_band_and_the_paper_check_say_how_sure():
     """Two binomial standard errors of a difference of accuracies, by hand; the check names the paper's depth as
     within noise of the best one, or beyond it, or agreeing."""
-    from lowbit.experiments.design_report import Ranked, n_scored, noise_band, paper_check, within_noise
+    from lowbit.studies.design_report import Ranked, n_scored, noise_band, paper_check, within_noise
 
     assert noise_band(33.2, 31.0, 1000) == pytest.approx(200 * ((0.332 * 0.668 + 0.31 * 0.69) / 1000) ** 0.5)
     assert noise_band(50.0, 50.0, 100) == pytest.approx(200 * (0.5 / 100) ** 0.5)  # 14.1 points on 100 images

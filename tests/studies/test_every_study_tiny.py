@@ -10,20 +10,34 @@ from __future__ import annotations
 import pytest
 from support.app_studies import reproduce_and_rebuild, write_cifar_jpeg
 
-from lowbit.experiments.spec import load_spec
-from lowbit.experiments.studies import study_names, study_path
+from lowbit.engine.plan import plan
+from lowbit.engine.spec import load_spec
+from lowbit.studies import study_names, study_path
 
 # studies whose end-to-end test lives elsewhere (tests/studies/test_study_*.py, test_study_cnn_segmentation.py)
 COVERED = {"spirals", "classification", "segmentation", "speech", "speech_timit", "cnn_segmentation"}
 OTHERS = [n for n in study_names() if n not in COVERED]
 
 
-def test_every_study_has_a_tiny_scale_and_an_end_to_end_test():
-    assert set(COVERED) <= set(study_names())
-    for name in study_names():
-        assert load_spec(study_path(name), "tiny").scale == "tiny"
+def _epochs(spec) -> int:
+    """Training epochs over the whole plan (INQ: per portion), what a scale mostly changes."""
+    total = 0
+    for j in plan(spec):
+        r = j.config["recipe"]
+        per = r.get("train", {}).get("epochs", 0)
+        total += per * (len(r.get("portions", [0, 1])) - 1 if j.kind == "inq" else 1)
+    return total
 
 
+@pytest.mark.parametrize("name", study_names())
+def test_every_study_has_a_tiny_scale_cheaper_than_its_default(name):
+    assert set(COVERED) <= set(study_names())  # every study has an end-to-end test here or in its own file
+    tiny, default = load_spec(study_path(name), "tiny"), load_spec(study_path(name), "default")
+    assert len(plan(tiny)) <= len(plan(default))
+    assert _epochs(tiny) < _epochs(default), f"{name}: the tiny scale trains as much as the default"
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("name", OTHERS)
 def test_tiny_end_to_end_and_report_from_the_store(name, tmp_path, monkeypatch):
     spec = load_spec(study_path(name), "tiny")

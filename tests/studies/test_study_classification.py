@@ -9,15 +9,16 @@ from safetensors.torch import load_file
 from support.app_studies import reproduce_and_rebuild, write_cifar_jpeg
 
 from lowbit.cli import main
-from lowbit.experiments.report.results import RunResults
+from lowbit.engine.report.results import RunResults
 from lowbit.metrics.classification import top1_accuracy
 
 
+@pytest.mark.slow
 def test_plan_counts_follow_the_old_module_at_every_scale(capsys):
     # default: VGG-16 float 7 + INQ (3 seeds x 8 bits + 4 seeds x 8 bits only) 28; small VGGs 2 x (3 float + 6 INQ);
     # ensembles 7 sizes x 7 rotations x (float, INQ 8); paper: the quantized ensembles at 4 and 8 bits
     for scale, n in (("tiny", 29), ("default", 151), ("paper", 204)):
-        assert main(["reproduce", "classification", "--scale", scale, "--dry-run"]) == 0
+        assert main(["reproduce", "classification", "--scale", scale, "--plan-only"]) == 0
         assert capsys.readouterr().out.splitlines()[-1] == f"{n} jobs"
 
 
@@ -32,6 +33,7 @@ def cifar(tmp_path, monkeypatch):
     return env
 
 
+@pytest.mark.slow
 def test_tiny_end_to_end_and_report_from_the_store(tmp_path, cifar):
     out = tmp_path / "run"
     md, _ = reproduce_and_rebuild("classification", out, cifar)
@@ -76,6 +78,6 @@ def test_tiny_end_to_end_and_report_from_the_store(tmp_path, cifar):
 
 
 def _test_labels(res: RunResults):
-    from lowbit.experiments.datasets import load_data
+    from lowbit.data.sets import load_data
 
     return load_data(res.spec.data).test.tensors[1]

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 import lowbit as lb
-from lowbit.experiments.models import build_model
-from lowbit.experiments.plan import plan
-from lowbit.experiments.spec import load_spec
-from lowbit.experiments.studies import study_names, study_path
+from lowbit.engine.models import build_model
+from lowbit.engine.plan import plan
+from lowbit.engine.spec import load_spec
+from lowbit.studies import study_names, study_path
 
 CNN_STUDIES = ("cnn_width", "cnn_depth", "cnn_mobilenet", "cnn_blocks", "cnn_retrain")
 CIFAR_INFO = {"num_classes": 10, "in_channels": 3, "input_size": 32}

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from lowbit.experiments.plan import plan
-from lowbit.experiments.spec import load_spec
-from lowbit.experiments.studies import study_path
+from lowbit.engine.plan import plan
+from lowbit.engine.spec import load_spec
+from lowbit.studies import study_path
 
 CLASSIFICATION = ["cnn_width", "cnn_depth", "cnn_mobilenet", "cnn_blocks", "cnn_retrain"]
 

@@ -8,13 +8,13 @@ import torch
 
 import lowbit as lb
 from lowbit.data.paths import shared_data_dir
-from lowbit.experiments.models import build_model
-from lowbit.experiments.plan import plan
-from lowbit.experiments.report.seg_masks import image_dice
-from lowbit.experiments.spec import load_spec
-from lowbit.experiments.studies import study_names, study_path
+from lowbit.engine.models import build_model
+from lowbit.engine.plan import plan
+from lowbit.engine.spec import load_spec
 from lowbit.models import create_model
 from lowbit.models.blocks import DepthwiseBlock
+from lowbit.studies import study_names, study_path
+from lowbit.studies.segmentation_masks import image_dice
 
 ISBI_INFO = {"in_channels": 1}
 PRECISIONS = ("W4", "A4", "W4A4")
@@ -97,13 +97,14 @@ def test_image_dice_by_hand():
     assert image_dice(torch.zeros(2, 2, dtype=torch.bool), torch.zeros(2, 2, dtype=torch.bool)) == 100.0
 
 
+@pytest.mark.slow
 def test_tiny_end_to_end(tmp_path):
     if not (shared_data_dir() / "isbi2012-em").is_dir():
         pytest.skip(f"the real ISBI 2012 set is not at {shared_data_dir() / 'isbi2012-em'}")
     from PIL import Image
 
-    from lowbit.experiments.engine import sweep
-    from lowbit.experiments.report import RunResults
+    from lowbit.engine.report import RunResults
+    from lowbit.engine.run import sweep
 
     out = tmp_path / "run"
     report = sweep(load_spec(study_path("cnn_segmentation"), "tiny"), out, workers=1, progress=False)

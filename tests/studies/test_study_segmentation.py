@@ -7,11 +7,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 from support.app_studies import reproduce_and_rebuild
-from test_data_segmentation import write_isbi
+from support.data_files import write_isbi
 
 from lowbit.cli import main
-from lowbit.experiments.report.results import RunResults
-from lowbit.experiments.tasks_segmentation import score
+from lowbit.engine.report.results import RunResults
+from lowbit.tasks.segmentation import score
 
 
 def test_score_uses_membrane_dice_and_cell_objects():
@@ -31,13 +31,15 @@ def test_score_uses_membrane_dice_and_cell_objects():
         score(glands.float(), glands, objects_of=2)
 
 
+@pytest.mark.slow
 def test_plan_counts_follow_the_old_module_at_every_scale(capsys):
     # default: full 7 float + 56 INQ, half 3 float + 6 INQ, ensembles 9 precisions x 7 sizes x 7 rotations
     for scale, n in (("tiny", 21), ("default", 513), ("paper", 516)):
-        assert main(["reproduce", "segmentation", "--scale", scale, "--dry-run"]) == 0
+        assert main(["reproduce", "segmentation", "--scale", scale, "--plan-only"]) == 0
         assert capsys.readouterr().out.splitlines()[-1] == f"{n} jobs"
 
 
+@pytest.mark.slow
 def test_tiny_end_to_end_and_report_from_the_store(tmp_path, monkeypatch):
     data = tmp_path / "data"
     write_isbi(data / "isbi2012-em", side=512)

@@ -7,28 +7,15 @@ import pytest
 import torch
 from safetensors.torch import load_file
 from support.app_studies import reproduce_and_rebuild
-from test_data_speech import write_fsdd, write_timit
+from support.data_files import write_fsdd, write_timit
 
-from lowbit import INQ
 from lowbit.cli import main
-from lowbit.experiments.memory import memory_metrics, weight_memory
-from lowbit.experiments.report.results import RunResults
-from lowbit.experiments.tasks import get_task
-from lowbit.models import create_model
-
-
-def test_weight_memory_hand_count():
-    m = create_model("deepspeech", n_input=4, n_hidden=3, n_classes=2)
-    # weights: 4*3 + 3*3 + 3*3 + (w4, wf, wb) 3*3*3 + 3*3 + 3*2 = 72; biases: 3+3+3+3+3+2 = 17
-    assert weight_memory(m) == {"params": 89, "bits": 89 * 32, "float_bits": 89 * 32}
-    INQ(m, bits=5)
-    assert weight_memory(m) == {"params": 89, "bits": 72 * 5 + 17 * 32, "float_bits": 89 * 32}
-    mm = memory_metrics(m)
-    assert mm["weight_kib"] == (72 * 5 + 17 * 32) / 8192 and mm["memory_reduction"] == 89 * 32 / (72 * 5 + 17 * 32)
+from lowbit.engine.report.results import RunResults
+from lowbit.tasks import get_task
 
 
 def test_ctc_metrics_decode_each_utterance_up_to_its_length():
-    from lowbit.experiments.datasets_speech import Utterances
+    from lowbit.data.sets.speech import Utterances
 
     seen = []
     data = Utterances([(torch.zeros(3, 2), torch.tensor([1])), (torch.zeros(2, 2), torch.tensor([2]))], seen.append)
@@ -42,7 +29,7 @@ def test_ctc_metrics_decode_each_utterance_up_to_its_length():
 def test_plan_counts_follow_the_old_module_at_every_scale(capsys):
     # default: 7 float + INQ (2 seeds x 8 bits + 5 seeds x 9 bits only) + small (2 float + 4 INQ) + 2 x 7 ensembles
     for name, scale, n in (("speech", "tiny", 11), ("speech", "default", 48), ("speech", "paper", 58)):
-        assert main(["reproduce", name, "--scale", scale, "--dry-run"]) == 0
+        assert main(["reproduce", name, "--scale", scale, "--plan-only"]) == 0
         assert capsys.readouterr().out.splitlines()[-1] == f"{n} jobs"
 
 
@@ -55,6 +42,7 @@ def speech_data(tmp_path, monkeypatch):
     return {"LOWBIT_DATA": str(data)}
 
 
+@pytest.mark.slow
 def test_tiny_end_to_end_and_report_from_the_store(tmp_path, speech_data):
     out = tmp_path / "run"
     md, _ = reproduce_and_rebuild("speech", out, speech_data)
@@ -71,7 +59,7 @@ def test_tiny_end_to_end_and_report_from_the_store(tmp_path, speech_data):
     e = next(j for j in jobs if j.axes["method"] == "E_float" and j.axes["members"] == 2)
     assert [res.jobs[p].axes["seed"] for p in e.config["parents"]] == [0, 1]
     probs = torch.stack([load_file(str(out / "jobs" / p / "probs.safetensors"))["probs"] for p in e.config["parents"]])
-    from lowbit.experiments.datasets import load_data
+    from lowbit.data.sets import load_data
 
     test = load_data(res.spec.data).test
     assert e.metrics["wer"] == pytest.approx(get_task("ctc").metrics(probs.mean(0), test)["wer"])
@@ -79,6 +67,7 @@ def test_tiny_end_to_end_and_report_from_the_store(tmp_path, speech_data):
     assert (out / "figures" / "wer_vs_bits.png").is_file() and (out / "figures" / "wer_vs_members.png").is_file()
 
 
+@pytest.mark.slow
 def test_timit_tiny_end_to_end(tmp_path, speech_data):
     out = tmp_path / "timit"
     md, _ = reproduce_and_rebuild("speech_timit", out, speech_data)

@@ -6,14 +6,17 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from lowbit.cli import main
-from lowbit.experiments.report.results import RunResults
+from lowbit.engine.report.results import RunResults
 
 
+@pytest.mark.slow
 def test_spirals_tiny_end_to_end_and_report_from_the_store_alone(tmp_path, capsys):
     out = tmp_path / "sp"
     assert main(["reproduce", "spirals", "--scale", "tiny", "--dry-run"]) == 0
-    assert capsys.readouterr().out.splitlines()[-1] == "14 jobs"  # 2 models x (float, W2, A2, W2A2, INQ x 3 bits)
+    assert capsys.readouterr().out.splitlines()[-2] == "14 jobs"  # 2 models x (float, W2, A2, W2A2, INQ x 3 bits)
     assert main(["reproduce", "spirals", "--scale", "tiny", "--out", str(out), "--workers", "1", "--no-progress"]) == 0
     res = RunResults(out)
     assert res.spec.scale == "tiny" and len(res.jobs) == 14

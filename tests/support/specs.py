@@ -1,4 +1,9 @@
-"""Small specs the engine tests share (tiny data, a few epochs: each runs in seconds on one core)."""
+"""Small specs the tests share (tiny data, a few epochs: each runs in seconds on one core).
+
+``SPIRALS_TINY`` is the suite's one tiny study (float -> QAT W2A2 and INQ-4 of an 8-wide FCDNN on 300 spiral points,
+a report with one figure): the chaos suite, the engine's resume and edge tests and the ``tiny_spec`` fixture
+(tests/conftest.py) all run it. ``DIGITS`` is a two-model grid with an ensemble on scikit-learn's digits.
+"""
 
 DIGITS = """
 name = "digits-grid"
@@ -59,41 +64,40 @@ lines = "model"
 train = { epochs = 1 }
 """
 
-SPIRALS_SMALL = """
-name = "spirals-small"
+SPIRALS_TINY = """name = "chaos"
 task = "classification"
 [data]
 name = "spirals"
-subset = 400
+subset = 300
 test_resolution = 21
 [grid]
 model = ["small"]
-method = ["float", "W2A2", "INQ"]
+method = ["float", "W2", "INQ"]
 seed = [0]
-bits = [3]
 [models.small]
 name = "fcdnn"
-width = 16
+width = 8
 depth = 3
 [train]
 epochs = 3
-batch_size = 32
+batch_size = 64
 [methods.float]
 kind = "float"
-[methods.W2A2]
+[methods.W2]
 kind = "qat"
 parent = "float"
-calibrate = 200
-[methods.W2A2.quant]
-weight = { name = "uniform", bits = 2 }
-act = { name = "uniform", bits = 2, signed = false }
-keep_float = ["first"]
+quant = { weight = { name = "uniform", bits = 2 }, act = { name = "pact", bits = 2 }, keep_float = ["first"] }
+calibrate = 64
+train = { epochs = 2 }
 [methods.INQ]
 kind = "inq"
 parent = "float"
-bits = "${bits}"
-portions = [0.5, 0.75, 1.0]
-train = { epochs = 2 }
+bits = 4
+portions = [0.5, 1.0]
+train = { epochs = 1 }
+[[report.figures]]
+metric = "accuracy"
+x = "method"
 """
 
 

@@ -90,8 +90,17 @@ class _HFLogits(nn.Module):
         return self.model(input_ids=input_ids).logits
 
 
+def _transformers():
+    """``import transformers``; its models import torchvision when it is installed, so shim that first."""
+    try:
+        import_torchvision()
+    except ImportError:
+        pass  # no torchvision: transformers does without it
+    return importlib.import_module("transformers")
+
+
 def _bert() -> nn.Module:
-    tr = importlib.import_module("transformers")
+    tr = _transformers()
     cfg = tr.BertConfig(
         vocab_size=100,
         hidden_size=32,
@@ -105,7 +114,7 @@ def _bert() -> nn.Module:
 
 
 def _gpt2() -> nn.Module:
-    tr = importlib.import_module("transformers")
+    tr = _transformers()
     cfg = tr.GPT2Config(
         vocab_size=100, n_positions=32, n_embd=32, n_layer=2, n_head=2, num_labels=10, bos_token_id=1, eos_token_id=1
     )

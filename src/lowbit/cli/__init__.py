@@ -1,19 +1,44 @@
 """``lowbit`` command line. Each command lives in its own module and registers itself in COMMANDS.
 
-A command module defines ``add_parser(subparsers)`` (which sets ``func``) and is listed in ``_MODULES``.
-Errors a user can fix (bad values, missing files) print one line, no traceback, and exit 2.
+A command module registers ``add_parser(subparsers)`` (which sets ``func``) in ``COMMANDS`` under the command's
+name; the modules are listed in ``COMMANDS.modules`` (an installed package may add commands through the
+``lowbit.commands`` entry-point group).
+Exit status: 0 done; 1 a sweep (``sweep``, ``reproduce``, ``run``) finished with failed jobs (one summary line on
+stderr; the report lists them; ``--resume`` runs them again); 2 errors a user can fix (bad values, missing files:
+one line, no traceback, nothing run); 130 interrupted (Ctrl-C; ``--resume`` continues).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
+from collections.abc import Callable
 
 from ..extras import EXTRAS, MissingExtraError
+from ..registry import Registry
 
-# add a command by adding its module name here
-_MODULES: list[str] = ["reproduce", "sweep", "run", "results", "report", "quantizers", "summary", "export", "design"]
+# add a command by adding its module here (the module registers its add_parser under the command's name)
+COMMANDS: Registry[Callable[[argparse._SubParsersAction], None]] = Registry(
+    "command",
+    modules=[
+        f"lowbit.cli.{m}"
+        for m in (
+            "reproduce",
+            "sweep",
+            "run",
+            "results",
+            "report",
+            "models",
+            "datasets",
+            "train_config",
+            "quantizers",
+            "summary",
+            "export",
+            "design",
+        )
+    ],
+    entry_points="lowbit.commands",
+)
 
 
 class UsageError(Exception):
@@ -33,8 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"lowbit {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name in _MODULES:
-        importlib.import_module(f"lowbit.cli.{name}").add_parser(sub)
+    for _, add_parser in COMMANDS.items():
+        add_parser(sub)
     return p
 
 

@@ -4,7 +4,7 @@
                   [--out DIR] [--dry-run] [--resume]
 
 Enumerates the registered ``cifar_resnet`` family (basic / preact / depthwise blocks x depth, the width that
-fits the budget; ``lowbit.experiments.design``), runs the candidates through the sweep engine (float parent +
+fits the budget; ``lowbit.studies.design``), runs the candidates through the sweep engine (float parent +
 the target precision as a QAT method; ``--resume`` continues a killed run) and writes ``design.md`` with the
 ranking, the pick, the paper's check (Boo et al. §5.3) and a plot of the proxy score against depth per block type.
 """
@@ -12,9 +12,10 @@ ranking, the pick, the paper's check (Boo et al. §5.3) and a plot of the proxy 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from . import UsageError
+from . import COMMANDS, UsageError
 
 # --data NAME -> (registered data set, the argument --data-root fills)
 DATA_SETS = {
@@ -24,6 +25,7 @@ DATA_SETS = {
 }
 
 
+@COMMANDS.register("design")
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "design",
@@ -67,7 +69,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def target_bits(args: argparse.Namespace) -> tuple[int, int]:
     """(weight bits, act bits) from --precision or --weight-bits/--act-bits (exactly one of the two forms)."""
-    from ..experiments.design import check_bits, parse_precision
+    from ..studies.design import check_bits, parse_precision
 
     typed = args.weight_bits is not None or args.act_bits is not None
     if args.precision is not None and typed:
@@ -97,9 +99,9 @@ def data_table(args: argparse.Namespace) -> dict:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..experiments.design import design_spec, enumerate_candidates
-    from ..experiments.design_report import write_design_report
-    from ..experiments.spec import parse_spec
+    from ..engine.spec import parse_spec
+    from ..studies.design import design_spec, enumerate_candidates
+    from ..studies.design_report import write_design_report
 
     w, a = target_bits(args)
     target = f"W{w}A{a}"
@@ -132,16 +134,29 @@ def _run(args: argparse.Namespace) -> int:
     spec = parse_spec(raw, None, "lowbit design")
     if args.dry_run:
         return 0
-    from ..experiments.engine import sweep
+    from ..engine.run import JobsFailed, sweep
 
-    sweep(spec, args.out, resume=args.resume, workers=args.workers, progress=not args.no_progress)
+    try:
+        sweep(spec, args.out, resume=args.resume, workers=args.workers, progress=not args.no_progress)
+        failed = None
+    except JobsFailed as e:  # rank the candidates that finished; report the rest, status 1
+        failed = e
     images = "all" if args.subset == 0 else f"{args.subset:,}"
     seeds = ", ".join(map(str, args.seeds))
     proxy = f"{args.proxy_epochs} epoch(s) float + {args.proxy_epochs} QAT on {images} {args.data} training images"
     proxy += f", seed(s) {seeds}"
     paper_setting = args.data == "cifar10" and abs(args.params - 1e6) <= 0.15e6 and target == "W2A2"
     meaningful = paper_setting and args.subset == 0 and args.proxy_epochs >= 100
-    path = write_design_report(args.out, cands, target, proxy, meaningful)
+    try:
+        path = write_design_report(args.out, cands, target, proxy, meaningful)
+    except ValueError:
+        if failed is None:
+            raise
+        print(f"lowbit design: {failed}", file=sys.stderr)  # no candidate finished: nothing to rank
+        return 1
     print(path.read_text().split("\n\n")[1])
     print(f"design report written to {path}")
+    if failed is not None:
+        print(f"lowbit design: {failed}; the ranking leaves out the candidates without a result", file=sys.stderr)
+        return 1
     return 0

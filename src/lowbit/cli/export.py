@@ -6,10 +6,11 @@ import argparse
 from pathlib import Path
 
 from ..fileio import check_target
-from . import UsageError, shape_error
+from . import COMMANDS, UsageError, shape_error
 from .summary import load_saved, parse_shape
 
 
+@COMMANDS.register("export")
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "export",

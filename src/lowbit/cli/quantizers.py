@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from . import COMMANDS
 
+
+@COMMANDS.register("quantizers")
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "quantizers",

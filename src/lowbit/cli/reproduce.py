@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 
+from . import COMMANDS
 from .sweep import add_run_options, run_spec
 
 
+@COMMANDS.register("reproduce")
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "reproduce",
@@ -22,8 +24,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..experiments.spec import load_spec
-    from ..experiments.studies import study_listing, study_path
+    from ..engine.spec import load_spec
+    from ..studies import study_listing, study_path
 
     if args.list or not args.name:
         for name, desc, scales in study_listing():

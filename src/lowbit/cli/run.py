@@ -1,13 +1,15 @@
-"""``lowbit run CONFIG``: one experiment = a sweep with one cell (see lowbit.experiments.single)."""
+"""``lowbit run CONFIG``: one experiment = a sweep with one cell (see lowbit.engine.single)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from . import COMMANDS
 from .sweep import add_run_options, run_spec
 
 
+@COMMANDS.register("run")
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "run",
@@ -22,11 +24,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .. import tomlio
-    from ..experiments.single import check_one_cell, is_short_form, short_error, short_to_spec
-    from ..experiments.spec import SpecError, parse_spec
+    from ..engine.single import check_one_cell, is_short_form, short_error, short_to_spec
+    from ..engine.spec import SpecError, find_code_beside, parse_spec, read_spec_file
 
-    raw = tomlio.load(args.config)
+    raw = read_spec_file(args.config, "config file")
+    find_code_beside(raw, args.config)
     source = args.config.name
     if is_short_form(raw):
         try:

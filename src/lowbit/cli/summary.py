@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from . import UsageError, shape_error
+from . import COMMANDS, UsageError, shape_error
 
 
 def parse_shape(text: str | None) -> tuple[int, ...] | None:
@@ -32,9 +32,12 @@ def load_saved(path: Path) -> tuple[Any, dict[str, Any]]:
 
     metadata has ``format`` ("packed" | "safetensors") and ``model`` ({"name", "kwargs"} or None).
     """
+    from ..deploy.formats import foreign_format
     from ..deploy.packed import MAGIC, load_packed, read_packed
     from ..serialize import load_model
 
+    if path.is_dir():
+        raise UsageError(f"model file {str(path)!r} is a folder; expected a model file")
     if not path.is_file():
         raise UsageError(f"model file {str(path)!r} does not exist")
     with open(path, "rb") as f:
@@ -42,10 +45,18 @@ def load_saved(path: Path) -> tuple[Any, dict[str, Any]]:
     if head == MAGIC:
         _, meta = read_packed(path)
         return load_packed(path), {"format": "packed", "model": meta.get("model")}
+    foreign = foreign_format(path)
+    if foreign:
+        raise UsageError(
+            f"{str(path)!r} is {foreign}; this command reads lowbit's model files: a packed .lowbit file (`lowbit "
+            "export --format packed`) or a safetensors model file written by lowbit (`lowbit.serialize.save_model`, "
+            "or a run's jobs/<id>/model.safetensors)"
+        )
     model, meta = load_model(path)
     return model, {**meta, "format": "safetensors"}
 
 
+@COMMANDS.register("summary")
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "summary",

@@ -1,12 +1,13 @@
-"""``lowbit sweep SPEC``: run every job of a study spec into one run folder (DESIGN.md, Experiments)."""
+"""``lowbit sweep SPEC``: run every job of a study spec into one run folder (docs/architecture.md)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
-from . import UsageError
+from . import COMMANDS, UsageError
 
 
 def add_run_options(p: argparse.ArgumentParser, scale_help: str) -> None:
@@ -14,7 +15,17 @@ def add_run_options(p: argparse.ArgumentParser, scale_help: str) -> None:
     p.add_argument("--scale", default=None, help=scale_help)
     p.add_argument("--out", type=Path, default=None, help="run folder (default runs/<spec name>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out (finished jobs are not re-run)")
-    p.add_argument("--dry-run", action="store_true", help="print the planned jobs and their count; run nothing")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the planned jobs and their count, then run every check that needs the data (load it, build each "
+        "model on it, plan each quantization); train nothing, write nothing",
+    )
+    p.add_argument(
+        "--plan-only",
+        action="store_true",
+        help="like --dry-run without loading the data or building models (the spec's own checks only)",
+    )
     p.add_argument("--workers", type=int, default=2, help="parallel worker processes (default 2; 1 = in-process)")
     p.add_argument("--backend", default="local", help="where jobs run: local (worker processes on this machine)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -29,11 +40,12 @@ def add_run_options(p: argparse.ArgumentParser, scale_help: str) -> None:
     )
 
 
+@COMMANDS.register("sweep")
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "sweep",
         help="run a study spec: every model x method x seed x axis value",
-        description="Plan the jobs of a study spec (TOML; format in lowbit.experiments.spec and the README), run "
+        description="Plan the jobs of a study spec (TOML; format in lowbit.engine.spec and the README), run "
         "each one not yet in the run folder's results.sqlite (parents first, in worker processes), and write "
         "report.md, report.html and figures/. Kill it at any moment; --resume ends with the same results.",
     )
@@ -44,14 +56,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run_spec(spec, args: argparse.Namespace) -> int:
     """Dry-run or sweep a parsed spec with the shared options; print where the report went."""
-    from ..experiments.backends import WorkerDied
-    from ..experiments.engine import sweep
-    from ..experiments.plan import describe, plan
-    from ..experiments.reuse import check_sources, reusable
-    from ..experiments.store import Store
+    from ..engine.backends import WorkerStartFailed, check_backend
+    from ..engine.entries import entry_label
+    from ..engine.plan import describe, plan
+    from ..engine.reuse import check_sources, reusable
+    from ..engine.run import JobsFailed, preflight, sweep
+    from ..engine.store import Store
 
     out = args.out or Path("runs") / spec.name
-    if args.dry_run:
+    if args.dry_run or args.plan_only:
         jobs = plan(spec)
         print(f"{spec.name} (scale {spec.scale})")
         print(describe(jobs))
@@ -59,6 +72,10 @@ def run_spec(spec, args: argparse.Namespace) -> int:
         for src in args.reuse:  # what --reuse would take (nothing is written)
             with Store(src, create=False) as source:
                 print(f"{len(reusable(jobs, src, source))} of them finished in {src} (--reuse takes them)")
+        if not args.plan_only:  # the checks a sweep makes before training: data, model fit, quantization plans
+            check_backend(args.backend, args.workers)
+            preflight(spec, jobs, timing=False)
+            print(f"checked: data {entry_label(spec.data)!r} loaded; every model fits it; every quantization planned")
         return 0
     t0 = time.perf_counter()
     try:
@@ -71,13 +88,17 @@ def run_spec(spec, args: argparse.Namespace) -> int:
             progress=not args.no_progress,
             reuse=args.reuse,
         )
-    except WorkerDied as e:
+    except WorkerStartFailed as e:
         raise UsageError(str(e)) from None
+    except JobsFailed as e:  # every other job finished and the report lists the failures: status 1, not 2
+        print(f"{spec.name}: report written to {e.report} ({time.perf_counter() - t0:.0f} s)")
+        print(f"lowbit {args.command}: {e}", file=sys.stderr)
+        return 1
     print(f"{spec.name}: report written to {report} ({time.perf_counter() - t0:.0f} s)")
     return 0
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..experiments.spec import load_spec
+    from ..engine.spec import load_spec
 
     return run_spec(load_spec(args.spec, args.scale), args)

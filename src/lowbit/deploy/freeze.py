@@ -54,8 +54,9 @@ class FrozenWeight(Quantizer):
     """Integer codes + scales of a frozen layer; forward is the identity on the decoded weight.
 
     ``schemes`` maps each parameter name to {"scheme", "bits", "shape", "source"} (source: the original
-    quantizer's ``to_dict()``). Buffers: ``codes_<n>`` plus ``step_<n>`` (uniform), ``exp_<n>`` = [n1, n2]
-    (pow2; empty for an all-zero tensor) or ``codebook_<n>`` (codebook).
+    quantizer's ``to_dict()``; shape and codes in the quantizer's layout, ``QuantMixin.to_quant_layout``).
+    Buffers: ``codes_<n>`` plus ``step_<n>`` (uniform), ``exp_<n>`` = [n1, n2] (pow2; empty for an all-zero
+    tensor) or ``codebook_<n>`` (codebook).
     """
 
     name = "frozen"
@@ -119,26 +120,28 @@ def decode_pow2(field: torch.Tensor, exp: torch.Tensor, bits: int) -> torch.Tens
 
 
 def _refresh(module: nn.Module, incompatible_keys=None) -> None:
-    """Load-state-dict post hook: recompute the decoded weights from the (new) codes."""
+    """Load-state-dict post hook: recompute the decoded weights from the (new) codes, in the layer's layout."""
     fw = module.weight_quant
     for n in fw.schemes:
         if getattr(fw, f"codes_{n}").numel():
-            module._buffers[n] = fw.decode(n)
+            module._buffers[n] = module.from_quant_layout(n, fw.decode(n)).contiguous()
     module.__dict__.pop("_wq_cache", None)
 
 
 def install(layer: nn.Module, fw: FrozenWeight) -> None:
-    """Swap the layer's latent weights for non-persistent decoded buffers and ``fw`` as its quantizer."""
+    """Swap the layer's latent weights for non-persistent decoded buffers and ``fw`` as its quantizer.
+
+    Codes and ``shape`` are in the quantizer's layout (``QuantMixin.to_quant_layout``: output channel first);
+    the decoded buffer is in the layer's own layout."""
     for n, s in fw.schemes.items():
         p = layer._parameters.pop(n, None)
         old = p if p is not None else layer._buffers.get(n)
-        if old is not None and tuple(old.shape) != tuple(s["shape"]):
+        if old is not None and tuple(layer.to_quant_layout(n, old).shape) != tuple(s["shape"]):
             raise ValueError(
                 f"frozen weight {n!r}: shape {tuple(s['shape'])} does not fit the layer's {tuple(old.shape)}"
             )
-        layer.register_buffer(
-            n, torch.zeros(tuple(s["shape"])) if old is None else old.detach().clone(), persistent=False
-        )
+        blank = layer.from_quant_layout(n, torch.zeros(tuple(s["shape"]))).contiguous()
+        layer.register_buffer(n, blank if old is None else old.detach().clone(), persistent=False)
     layer.weight_quant = fw
     layer.register_load_state_dict_post_hook(_refresh)
     _refresh(layer)
@@ -240,8 +243,8 @@ def freeze(model: nn.Module) -> nn.Module:
         try:
             schemes, buffers = {}, {}
             for n in m.quant_weight_names:
-                w = m.latent_weight(n).detach()
-                qw = m.quantized_weight(n).detach().clone()
+                w = m.latent_weight(n).detach()  # both in the quantizer's layout (output channel first)
+                qw = m.to_quant_layout(n, m.quantized_weight(n)).detach().clone()
                 # recurrent twins keep one quantizer copy per matrix (``weight_quantizer``)
                 q = m.weight_quantizer(n) if hasattr(m, "weight_quantizer") else m.weight_quant
                 schemes[n], buffers[n] = _freeze_tensor(q, w, qw, n)

@@ -95,6 +95,13 @@ def save_packed(
     ``model_name``/``model_kwargs`` (the model registry entry) let ``load_packed(path)`` rebuild the model
     without being handed one.
     """
+    path = Path(path)
+    atomic_write_bytes(path, packed_blob(model, model_name, model_kwargs))
+    return path
+
+
+def packed_blob(model: nn.Module, model_name: str | None = None, model_kwargs: dict[str, Any] | None = None) -> bytes:
+    """The bytes of the ``.lowbit`` file ``save_packed`` writes (what ``summary`` measures, without writing)."""
     if not is_frozen(model):
         model = freeze(copy.deepcopy(model))
     qmap = quantization_map(model)
@@ -116,10 +123,7 @@ def save_packed(
     }
     mb = json.dumps(meta, sort_keys=True).encode()
     body = MAGIC + _HEAD.pack(VERSION, len(mb)) + mb + payload
-    blob = body + hashlib.sha256(body).digest()
-    path = Path(path)
-    atomic_write_bytes(path, blob)
-    return path
+    return body + hashlib.sha256(body).digest()
 
 
 def _fail(path, msg: str) -> PackedFormatError:

@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import copy
 import math
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -31,7 +29,7 @@ from torch import nn
 
 from ..quantizers import Quantizer
 from .freeze import FrozenWeight, freeze, is_frozen
-from .packed import packed_codes, save_packed
+from .packed import packed_blob, packed_codes
 from .packing import packed_nbytes
 
 
@@ -234,6 +232,18 @@ def summary(
 
 
 def _packed_file_bytes(frozen: nn.Module, model_name: str | None, model_kwargs: dict[str, Any] | None) -> int:
-    """Size of the ``.lowbit`` file of ``frozen``, measured by writing it to a temporary folder."""
-    with tempfile.TemporaryDirectory(prefix="lowbit-summary-") as d:
-        return save_packed(frozen, Path(d) / "m.lowbit", model_name, model_kwargs).stat().st_size
+    """Size of the ``.lowbit`` file of ``frozen``: the bytes ``save_packed`` would write (nothing is written)."""
+    return len(packed_blob(frozen, model_name, model_kwargs))
+
+
+def memory_metrics(model: nn.Module) -> dict[str, float]:
+    """The memory columns of a study's result rows, counted as ``summary`` counts them (one place for both):
+    ``params``, ``weight_kib`` (the tensors as stored, KiB: codes at their bit width, scales, float biases and
+    BatchNorm statistics, kept-float layers) and ``memory_reduction`` (float-32 bytes of the same tensors / as
+    stored). A QAT model counts its codes at the trained bit width, an INQ model at its INQ bits."""
+    totals = summary(model).totals
+    return {
+        "params": float(totals["params"]),
+        "weight_kib": totals["model_bytes"] / 1024,
+        "memory_reduction": totals["compression_ratio"] if totals["model_bytes"] else 1.0,
+    }

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .registry import register_model
+from .registry import SPEECH, register_model
 
 RELU_CLIP = 20.0
 
@@ -139,13 +139,17 @@ def greedy_decode(logits_or_probs: torch.Tensor, lengths: torch.Tensor | None = 
     return out
 
 
-@register_model("deepspeech", test_kwargs={"n_input": 12, "n_hidden": 16, "n_classes": 5})
-def deepspeech(**kwargs) -> DeepSpeech:
+@register_model("deepspeech", test_kwargs={"n_input": 12, "n_hidden": 16, "n_classes": 5}, **SPEECH)
+def deepspeech(
+    n_input: int = 494, n_hidden: int = 2048, n_classes: int = 29, dropout: float = 0.05, clip: float = RELU_CLIP
+) -> DeepSpeech:
     """Deep Speech: 3 FC + shared bidirectional clipped-ReLU recurrence + FC + output (spec §7.2)."""
-    return DeepSpeech(small=False, **kwargs)
+    return DeepSpeech(n_input, n_hidden, n_classes, small=False, dropout=dropout, clip=clip)
 
 
-@register_model("deepspeech_small", test_kwargs={"n_input": 12, "n_hidden": 16, "n_classes": 5})
-def deepspeech_small(**kwargs) -> DeepSpeech:
+@register_model("deepspeech_small", test_kwargs={"n_input": 12, "n_hidden": 16, "n_classes": 5}, **SPEECH)
+def deepspeech_small(
+    n_input: int = 494, n_hidden: int = 2048, n_classes: int = 29, dropout: float = 0.05, clip: float = RELU_CLIP
+) -> DeepSpeech:
     """Seed §3.3.1's small Deep Speech: the second and third FC layers before the recurrence removed."""
-    return DeepSpeech(small=True, **kwargs)
+    return DeepSpeech(n_input, n_hidden, n_classes, small=True, dropout=dropout, clip=clip)

@@ -3,15 +3,20 @@
 "depth" counts the linear layers: 200-4 is 2->200->200->200->2 (81K parameters, as the paper says) and
 128-6 is 66K. The residual variant adds each hidden layer's input to its output and halves the sum:
 h_{l+1} = 0.5·(relu(W_l h_l + b_l) + h_l) for the hidden->hidden layers. Weights use He initialisation.
-``in_features`` defaults to 2 (the spirals); an input of another width fails with one line naming both sizes.
+``in_features`` defaults to 2 (the spirals); an input of another width fails with one line naming both sizes, and
+an image batch (N, C, H, W) with one saying to flatten it (a study does that for fcdnn: it registers as taking
+vectors).
 """
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
 from torch import nn
 
-from .registry import register_model
+from ..arguments import Positive, Range
+from .registry import VECTORS, register_model
 
 
 class FCDNN(nn.Module):
@@ -39,7 +44,13 @@ class FCDNN(nn.Module):
             nn.init.zeros_(layer.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (N, in_features) -> (N, num_classes)
-        if isinstance(x, torch.Tensor) and (x.dim() == 0 or x.shape[-1] != self.in_features):  # (fx proxies pass)
+        if isinstance(x, torch.Tensor) and x.dim() > 2:  # (fx proxies pass)
+            n = x[0].numel()
+            raise ValueError(
+                f"fcdnn takes (N, in_features) vectors but got inputs of shape {tuple(x.shape)}: flatten them to "
+                f"(N, {n}) first (a study flattens image data for fcdnn unless its model entry sets flatten = false)"
+            )
+        if isinstance(x, torch.Tensor) and (x.dim() == 0 or x.shape[-1] != self.in_features):
             n = x.shape[-1] if x.dim() else 1
             raise ValueError(
                 f"fcdnn: the input has {n} features per example (shape {tuple(x.shape)}) but the model was built "
@@ -51,8 +62,13 @@ class FCDNN(nn.Module):
         return self.out(x)
 
 
-@register_model("fcdnn", test_kwargs={"width": 16, "depth": 3})
+@register_model("fcdnn", test_kwargs={"width": 16, "depth": 3}, **VECTORS)
 def fcdnn(
-    width: int = 128, depth: int = 4, residual: bool = False, in_features: int = 2, num_classes: int = 2
+    width: Positive = 128,
+    depth: Annotated[int, Range(2)] = 4,
+    residual: bool = False,
+    in_features: Positive = 2,
+    num_classes: Positive = 2,
 ) -> FCDNN:
+    """Fully connected ReLU net of ``depth`` linear layers, ``width`` units wide (``residual``: halved skip sums)."""
     return FCDNN(width, depth, residual, in_features, num_classes)

@@ -16,7 +16,8 @@ Deviations (all logged here, none changes the function class):
 - A transposed conv with k = s = 2 is written as a bias-free 1x1 ``Conv2d`` to 4*C_out channels, a
   ``PixelShuffle(2)`` and one bias per output channel. That is exactly ``ConvTranspose2d(k=2, s=2)``
   (each input pixel writes a disjoint 2x2 block; tested against torch's layer), and it keeps every weight in a
-  ``Conv2d`` that ``quantize_``/``INQ`` know how to quantize (lowbit has no ConvTranspose twin).
+  ``Conv2d`` that ``quantize_``/``INQ`` know how to quantize (written before lowbit had a ConvTranspose twin,
+  ``nn.QuantConvTranspose2d``; kept, since saved models of this architecture have this layout).
 - The re-implementation passes the final 1x1 conv through BN+ReLU; here the last 1x1 conv gives raw logits
   (a ReLU on logits cannot express "background more likely than foreground" below zero).
 """
@@ -26,7 +27,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .registry import register_model
+from .registry import MASKS, register_model
 
 SA_CHANNELS = (256, 256, 512, 1024, 1024, 1024)
 
@@ -121,7 +122,7 @@ def scaled_channels(width: float, base: tuple[int, ...] = SA_CHANNELS) -> tuple[
     return tuple(max(4, 4 * round(c * width / 4)) for c in base)
 
 
-@register_model("fcn_sa", test_kwargs={"width": 1 / 32, "depth": 3})
+@register_model("fcn_sa", test_kwargs={"width": 1 / 32, "depth": 3}, **MASKS)
 def fcn_sa(in_channels: int = 1, n_classes: int = 2, width: float = 1.0, depth: int = 6) -> SuggestiveFCN:
     """The suggestive-annotation FCN; ``width`` scales every layer's filters, ``depth`` keeps the first
     ``depth`` encoder scales of the default layout (6; fewer only for small inputs or tests)."""
@@ -130,7 +131,7 @@ def fcn_sa(in_channels: int = 1, n_classes: int = 2, width: float = 1.0, depth: 
     return SuggestiveFCN(in_channels, n_classes, scaled_channels(width, SA_CHANNELS[:depth]))
 
 
-@register_model("fcn_sa_half", test_kwargs={"width": 1 / 32, "depth": 3})
+@register_model("fcn_sa_half", test_kwargs={"width": 1 / 32, "depth": 3}, **MASKS)
 def fcn_sa_half(in_channels: int = 1, n_classes: int = 2, width: float = 1.0, depth: int = 6) -> SuggestiveFCN:
     """The simplified FCN of the seed's Table 4: the same layout with half the filters in every layer."""
     return fcn_sa(in_channels, n_classes, width * 0.5, depth)

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .blocks import DepthwiseBlock, _Block, conv1x1, conv3x3
-from .registry import register_model
+from .registry import CLASSIFIER, register_model
 
 # t (expansion), c (output channels), n (repeats), s (first stride): Sandler et al. Table 2.
 SETTING = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
@@ -84,7 +84,7 @@ class MobileNetV2(nn.Module):
         return self.fc(self.dropout(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1)))
 
 
-@register_model("mobilenetv2_cifar", test_kwargs={"width_mult": 0.1, "dropout": 0.0})
+@register_model("mobilenetv2_cifar", test_kwargs={"width_mult": 0.1, "dropout": 0.0}, **CLASSIFIER)
 def mobilenetv2_cifar(
     width_mult: float = 1.0, num_classes: int = 10, in_channels: int = 3, stem_stride: int = 1, dropout: float = 0.2
 ) -> MobileNetV2:

@@ -28,7 +28,7 @@ from torch import nn
 from ..nn import ActPoint
 from .blocks import DepthwiseBlock, conv1x1, conv3x3
 from .mobilenetv2 import SETTING, make_divisible
-from .registry import register_model
+from .registry import MASKS, register_model
 
 LOW_LEVEL_STAGE = 1  # default: index in SETTING of the 24-channel stage (1/4 resolution) that feeds the decoder
 
@@ -122,7 +122,7 @@ class MobileNetV2Seg(nn.Module):
 _TEST = {"width_mult": 0.25, "stages": 3, "decoder_channels": 16, "in_channels": 3}  # the registry tests feed RGB
 
 
-@register_model("mobilenetv2_seg", test_kwargs=_TEST)
+@register_model("mobilenetv2_seg", test_kwargs=_TEST, **MASKS)
 def mobilenetv2_seg(
     width_mult: float = 1.0,
     num_classes: int = 2,

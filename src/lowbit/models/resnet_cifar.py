@@ -13,12 +13,14 @@ matches Table 5 (see ``param_count``). Blocks and their QA/QRA points: ``lowbit.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .blocks import BasicBlock, DepthwiseBlock, PreActBlock, conv3x3
-from .registry import register_model
+from .registry import CLASSIFIER, register_model
 
 BLOCKS = ("basic", "preact", "depthwise")
 LAYERS_PER_BLOCK = {"basic": 2, "preact": 2, "depthwise": 3}
@@ -133,21 +135,25 @@ def _is_bn(m: nn.Module) -> bool:
 _TINY = {"depth": 8, "width": 4}
 
 
-@register_model("cifar_resnet", test_kwargs=_TINY)
+@register_model("cifar_resnet", test_kwargs=_TINY, **CLASSIFIER)
 def cifar_resnet(
-    block: str = "basic", depth: int = 20, width: int = 16, num_classes: int = 10, in_channels: int = 3
+    block: Literal["basic", "preact", "depthwise"] = "basic",
+    depth: int = 20,
+    width: int = 16,
+    num_classes: int = 10,
+    in_channels: int = 3,
 ) -> CifarResNet:
     """Three-group CIFAR ResNet with ``block`` in basic | preact | depthwise (Table 5's families)."""
     return CifarResNet(block, depth, width, num_classes, in_channels)
 
 
-@register_model("cifar_resnet_preact", test_kwargs=_TINY)
+@register_model("cifar_resnet_preact", test_kwargs=_TINY, **CLASSIFIER)
 def cifar_resnet_preact(depth: int = 20, width: int = 16, num_classes: int = 10, in_channels: int = 3) -> CifarResNet:
     """Pre-activation blocks (Fig. 4b)."""
     return CifarResNet("preact", depth, width, num_classes, in_channels)
 
 
-@register_model("cifar_resnet_depthwise", test_kwargs={"depth": 11, "width": 4})
+@register_model("cifar_resnet_depthwise", test_kwargs={"depth": 11, "width": 4}, **CLASSIFIER)
 def cifar_resnet_depthwise(
     depth: int = 29, width: int = 16, num_classes: int = 10, in_channels: int = 3
 ) -> CifarResNet:
@@ -167,4 +173,6 @@ def _named(depth: int):
 
 
 for _d in (20, 32, 56, 110):
-    register_model(f"resnet{_d}", test_kwargs={"width_mult": 0.25} if _d <= 32 else {"width_mult": 0.125})(_named(_d))
+    register_model(
+        f"resnet{_d}", test_kwargs={"width_mult": 0.25} if _d <= 32 else {"width_mult": 0.125}, **CLASSIFIER
+    )(_named(_d))

@@ -11,12 +11,14 @@ ImageNet); on a CPU they are only built and run on small inputs.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .blocks import PreActBlock, _Block, conv1x1, conv3x3
-from .registry import register_model
+from .registry import CLASSIFIER, register_model
 
 # name: (block, blocks per group, D_init, params in millions as printed in Table 1)
 TABLE1 = {
@@ -101,9 +103,9 @@ class ImageNetResNet(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.head(x), 1), 1))
 
 
-@register_model("imagenet_resnet", test_kwargs={"blocks": (1, 1, 1, 1), "width": 4})
+@register_model("imagenet_resnet", test_kwargs={"blocks": (1, 1, 1, 1), "width": 4}, **CLASSIFIER)
 def imagenet_resnet(
-    block: str = "basic",
+    block: Literal["basic", "bottleneck"] = "basic",
     blocks: tuple[int, ...] = (3, 4, 6, 3),
     width: int = 64,
     num_classes: int = 1000,
@@ -125,4 +127,4 @@ def _table1(name: str):
 
 
 for _name in TABLE1:
-    register_model(f"imagenet_{_name}", test_kwargs={"width_scale": 1 / 16})(_table1(_name))
+    register_model(f"imagenet_{_name}", test_kwargs={"width_scale": 1 / 16}, **CLASSIFIER)(_table1(_name))

@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .registry import register_model
+from .registry import CLASSIFIER, register_model
 
 M = "M"  # a 2x2 max-pool
 VGG16_LAYERS: tuple = (64, 64, M, 128, 128, M, 256, 256, 256, M, 512, 512, 512, M, 512, 512, 512, M)
@@ -100,19 +100,39 @@ class VGG(nn.Module):
 _TEST = {"width": 1 / 16, "input_size": 32, "fc_hidden": 64}
 
 
-@register_model("vgg16", test_kwargs=_TEST)
-def vgg16(**kwargs) -> VGG:
-    """VGG-16: 13 conv + 3 FC (see module doc for the keyword arguments)."""
-    return VGG(VGG16_LAYERS, **kwargs)
+def _vgg(layers: tuple, name: str, doc: str):
+    """A builder of VGG with ``layers``, taking VGG's other arguments by name (so ``lowbit models`` lists them)."""
+
+    def build(
+        num_classes: int = 10,
+        in_channels: int = 3,
+        input_size: int = 32,
+        width: float = 1.0,
+        fc_hidden: int | None = None,
+        batch_norm: bool = True,
+        dropout: float = 0.5,
+    ) -> VGG:
+        return VGG(layers, num_classes, in_channels, input_size, width, fc_hidden, batch_norm, dropout)
+
+    build.__name__ = build.__qualname__ = name
+    build.__doc__ = doc
+    return build
 
 
-@register_model("vgg_small8", test_kwargs=_TEST)
-def vgg_small8(**kwargs) -> VGG:
-    """Small VGG-16 with 8 conv layers (B2 and B5 removed, channels halved after B1) + 3 FC."""
-    return VGG(VGG_SMALL8_LAYERS, **kwargs)
-
-
-@register_model("vgg_small5", test_kwargs=_TEST)
-def vgg_small5(**kwargs) -> VGG:
-    """Small VGG-16 with 5 conv layers (B2, B4 and B5 removed, channels halved after B1) + 3 FC."""
-    return VGG(VGG_SMALL5_LAYERS, **kwargs)
+vgg16 = register_model("vgg16", test_kwargs=_TEST, **CLASSIFIER)(
+    _vgg(VGG16_LAYERS, "vgg16", "VGG-16: 13 conv + 3 FC (see the module doc for the arguments).")
+)
+vgg_small8 = register_model("vgg_small8", test_kwargs=_TEST, **CLASSIFIER)(
+    _vgg(
+        VGG_SMALL8_LAYERS,
+        "vgg_small8",
+        "Small VGG-16 with 8 conv layers (B2 and B5 removed, channels halved after B1) + 3 FC.",
+    )
+)
+vgg_small5 = register_model("vgg_small5", test_kwargs=_TEST, **CLASSIFIER)(
+    _vgg(
+        VGG_SMALL5_LAYERS,
+        "vgg_small5",
+        "Small VGG-16 with 5 conv layers (B2, B4 and B5 removed, channels halved after B1) + 3 FC.",
+    )
+)

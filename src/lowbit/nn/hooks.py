@@ -39,8 +39,12 @@ def add_gradient_quantization(
     """
     bits = check_bits(bits, name="dorefa gradient")
 
-    def hook(module: nn.Module, args: Any, out: torch.Tensor) -> torch.Tensor:
-        return quantize_gradient(out, bits, generator) if torch.is_grad_enabled() else out
+    def hook(module: nn.Module, args: Any, out: Any) -> Any:
+        # a layer whose output is not one tensor (MultiheadAttention: (output, weights)) ends in a twin that has
+        # its own hook (MHA's out_proj), so its output gradient is quantized there
+        if not torch.is_grad_enabled() or not isinstance(out, torch.Tensor):
+            return out
+        return quantize_gradient(out, bits, generator)
 
     return [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, QuantMixin)]
 

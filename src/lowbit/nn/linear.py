@@ -1,4 +1,4 @@
-"""Quantized twins of nn.Linear and nn.Conv1d/2d (depthwise included: groups are kept as they are)."""
+"""Quantized twins of nn.Linear and nn.Conv1d/2d/3d (depthwise included: groups are kept as they are)."""
 
 from __future__ import annotations
 
@@ -54,4 +54,9 @@ class QuantConv1d(_QuantConvNd, nn.Conv1d):
 
 @register_twin(nn.Conv2d)
 class QuantConv2d(_QuantConvNd, nn.Conv2d):
+    pass
+
+
+@register_twin(nn.Conv3d)
+class QuantConv3d(_QuantConvNd, nn.Conv3d):
     pass

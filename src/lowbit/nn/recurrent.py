@@ -9,6 +9,14 @@ have different ranges. The copies' calibrated state is in the state_dict (``weig
 A quantizer that keeps per-parameter state itself (``per_parameter_state = True``, e.g. INQ's ``INQWeight``)
 is used directly for every matrix, without copies.
 
+A template that the copies stand in for never runs, so it is a plain attribute, not a submodule: registered,
+its parameters (PACT's α, LSQ's s, TTQ's scales) would be parameters of the model that no forward uses, which
+``DistributedDataParallel`` (without ``find_unused_parameters``) stops on ("Expected to have finished
+reduction"), and which optimizers, weight decay and the PACT regularizer would update for nothing. So
+``parameters()``, ``state_dict()`` and ``.to()`` do not see it; files saved while it was a submodule hold its
+(never used) state under ``weight_quant.*``/``act_quant.*``, which loading drops. A per-parameter-state
+quantizer is the live one and stays a submodule (its state is the layer's).
+
 Activations (``act_quant``), when configured, quantize the two operands of the recurrent matmuls:
 
     x̂^(k)    = Q_in,k(x^(k))          the input sequence of layer k (shared by both directions)
@@ -40,6 +48,8 @@ from ..quantizers import Quantizer
 from .qmodule import QuantMixin, adopt_parameters, register_twin
 from .recurrent_loop import recurrent_loop
 
+TEMPLATES = ("weight_quant", "act_quant")
+
 
 def weight_matrix_names(module: nn.RNNBase) -> tuple[str, ...]:
     """Names of the weight matrices of a recurrent module (biases excluded, spec §0)."""
@@ -61,13 +71,28 @@ class _QuantRNNBase(QuantMixin):
         return weight_matrix_names(module)
 
     def __setattr__(self, name, value):
-        super().__setattr__(name, value)
+        if name not in TEMPLATES:
+            super().__setattr__(name, value)
+            return
+        if value is not None and value.per_parameter_state:
+            super().__setattr__(name, value)  # the live quantizer: a submodule (nn.Module drops a __dict__ entry)
+        else:
+            self._modules.pop(name, None)
+            object.__setattr__(self, name, value)  # a template (or None): an attribute, outside the module tree
         # Assigning a template (quantize_, INQ, load) rebuilds its per-tensor copies, so they never go stale.
         if name == "weight_quant":
             super().__setattr__("weight_quants", _copies(value, self.quant_weight_names))
-        elif name == "act_quant":
+        else:
             super().__setattr__("act_quants", _copies(value, self._act_roles()))
             self.__dict__.pop("_warmed_act_roles", None)  # new copies: show each its first float-state run again
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # Files saved while the templates were submodules hold their state; it was never used (the copies run)
+        for t in TEMPLATES:
+            if t not in self._modules:
+                for k in [k for k in state_dict if k.startswith(f"{prefix}{t}.")]:
+                    del state_dict[k]
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _act_roles(self) -> tuple[str, ...]:
         sfx = ("", "_reverse") if self.bidirectional else ("",)

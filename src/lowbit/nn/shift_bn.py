@@ -45,7 +45,7 @@ class _ShiftBatchNorm(nn.modules.batchnorm._BatchNorm):
             if self.training and self.track_running_stats:
                 with torch.no_grad():
                     self.num_batches_tracked += 1
-                    m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+                    m = self.momentum if self.momentum is not None else self._cumulative_factor()
                     self.running_mean.mul_(1 - m).add_(m * mu.detach())
                     self.running_var.mul_(1 - m).add_(m * var.detach() * (n / (n - 1)))  # unbiased, as nn.BatchNorm
         else:
@@ -55,6 +55,13 @@ class _ShiftBatchNorm(nn.modules.batchnorm._BatchNorm):
         if not self.affine:
             return xhat
         return xhat * ap2(self.weight).reshape(shape) + self.bias.reshape(shape)
+
+    def _cumulative_factor(self) -> torch.Tensor:
+        """momentum=None: 1/num_batches_tracked (a cumulative average), as a 0-dim tensor, not a Python float
+        (``float(num_batches_tracked)`` would be a host sync in ``forward``). Computed in float64 as the Python
+        float was (``1 - m`` rounded once), except on MPS, which has no float64."""
+        dt = torch.float32 if self.num_batches_tracked.device.type == "mps" else torch.float64
+        return 1.0 / self.num_batches_tracked.to(dt)
 
 
 class ShiftBatchNorm1d(_ShiftBatchNorm):

@@ -7,6 +7,7 @@ tensor (same shape and dtype) with the straight-through gradient its spec sectio
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar, NamedTuple
 
 import torch
@@ -45,6 +46,38 @@ class ActivationGrid(NamedTuple):
     qmin: int
     qmax: int
     rounding: str  # "half_even" | "half_up"
+
+
+def opmath(dtype: torch.dtype) -> torch.dtype:
+    """The dtype torch does scalar arithmetic in for a ``dtype`` tensor: float64 for float64, float32 otherwise.
+
+    Quantizers keep their scalars (α, Δ, FSR, ...) as 0-dim tensors in this dtype instead of Python floats,
+    with values chosen to be exactly what the Python-float arithmetic gave (each use says why).
+    """
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+@torch.compiler.disable
+def run_eager(init: Callable[[torch.Tensor], None], x: torch.Tensor, who: str) -> None:
+    """Run a quantizer's data-dependent state update ``init(x)`` eagerly, outside any compiled graph.
+
+    The ``forward`` of every quantizer is tensor ops only (no ``.item()``, ``float(t)``, ``bool(t)``): it
+    branches on Python state and shapes, never on tensor values, so ``torch.compile`` traces it whole and
+    ``torch.export`` exports it. What cannot be written that way is a quantizer's lazy initialisation from the
+    first tensor it sees when nothing calibrated it (uniform's L2 step search, LSQ's and TTQ's initial scales,
+    log2's FSR, pot's exponent): a search that reads values on the host by nature. ``lowbit.calibrate`` (which
+    ``fit`` runs first) sets that state beforehand, so in training it never runs; when it does (a quantizer
+    used without calibration), it runs here. Under ``torch.compile`` that is one graph break on that first
+    call; the state it sets changes a shape or a Python flag, so the next call compiles a clean graph.
+    ``update="always"`` (uniform, pot), which re-estimates from every tensor, runs here on every call: that
+    mode is eager by design. ``torch.export`` cannot run a host-side search: it asks for calibration.
+    """
+    if torch.compiler.is_exporting():
+        raise RuntimeError(
+            f"{who}: the quantizer's state is not set (or update='always' re-estimates it on every call); "
+            "torch.export needs it fixed first: lowbit.calibrate(model, batches), or one eager forward"
+        )
+    init(x)
 
 
 class Quantizer(nn.Module):

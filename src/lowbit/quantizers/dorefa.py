@@ -45,9 +45,12 @@ def dorefa_weight(w: torch.Tensor, bits: int) -> torch.Tensor:
         return _ste(w, sgn(w.detach()) * e)
     t = torch.tanh(w)
     m = t.abs().max() if w.numel() else t.new_zeros(())
-    if float(m.detach()) == 0.0:
-        return _ste(w, torch.zeros_like(w))  # all-zero weights -> zeros, gradient passes [R]
-    return 2 * quantize_k(t / (2 * m) + 0.5, bits) - 1
+    # All-zero weights -> zeros, gradient passes [R]. A tensor branch (torch.where), not ``if float(m) == 0``: that
+    # would be a host sync on every call. m is replaced by 1 where it is 0 only so that the unused branch stays
+    # finite (its 0/0 would put NaN into the gradient); where m > 0 both are the reference's values and gradients.
+    live = m.detach() > 0
+    q = 2 * quantize_k(t / (2 * torch.where(live, m, torch.ones_like(m))) + 0.5, bits) - 1
+    return torch.where(live, q, _ste(w, torch.zeros_like(w)))
 
 
 def dorefa_act(x: torch.Tensor, bits: int) -> torch.Tensor:

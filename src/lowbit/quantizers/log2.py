@@ -22,20 +22,22 @@ from typing import Any
 
 import torch
 
-from .base import Quantizer
+from .base import Quantizer, opmath, run_eager
 from .registry import register
 
 
-def log2_quantize(x: torch.Tensor, fsr: int, mag_bits: int, signed: bool = False) -> torch.Tensor:
+def log2_quantize(x: torch.Tensor, fsr: int | torch.Tensor, mag_bits: int, signed: bool = False) -> torch.Tensor:
     """Forward value (no gradient): sign(x)·LogQuant(|x|) (signed) or LogQuant(x) for x > 0, else 0 (unsigned).
 
     ``mag_bits`` magnitude bits give 2^mag_bits codes: 0 and 2^e for e = fsr - 2^mag_bits + 1 .. fsr - 1.
+    ``fsr`` may be a 0-dim tensor (the quantizer's buffer: no host sync); whole numbers are exact either way.
     """
     a = x.abs()
     safe = torch.where(a > 0, a, torch.ones_like(a))
     e = torch.floor(torch.log2(safe) + 0.5)
-    lo = fsr - 2**mag_bits
-    e = torch.clamp(e, max=fsr - 1)
+    f = torch.as_tensor(fsr, device=x.device).to(opmath(x.dtype))
+    lo = f - 2**mag_bits
+    e = torch.minimum(e, (f - 1).to(e.dtype))
     q = torch.sign(x) * torch.exp2(e)
     keep = (x != 0) if signed else (x > 0)  # unsigned: negative inputs (below the ReLU) give 0
     return torch.where(keep & (e > lo), q, torch.zeros_like(x))
@@ -102,11 +104,15 @@ class LogQuantizer(Quantizer):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.bits >= 32:
             return x
-        fsr = self.current_fsr(x)
+        if self.fsr.numel() == 0:  # never calibrated: FSR from this first tensor, eagerly
+            run_eager(self.calibrate, x, "log2")
+        fsr = self.fsr if self.fsr.numel() else None  # still unset: nothing positive seen yet, output 0
         q = torch.zeros_like(x) if fsr is None else log2_quantize(x.detach(), fsr, self.mag_bits, self.signed)
         mask = torch.ones_like(x) if self.signed else (x > 0).to(x.dtype)
         if self.clip_grad and fsr is not None:
-            mask = mask * (x.abs() <= math.sqrt(2) * 2.0 ** (fsr - 1)).to(x.dtype)
+            # √2·2^(FSR-1): a power-of-two multiple of √2 rounds to x's dtype as the Python-float product did
+            bound = math.sqrt(2) * torch.exp2(fsr.to(opmath(x.dtype)) - 1)
+            mask = mask * (x.abs() <= bound).to(x.dtype)
         xm = x * mask
         return q + (xm - xm.detach())  # exact q forward, gradient = mask
 

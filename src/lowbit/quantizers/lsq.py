@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .base import ActivationGrid, ExportedCodes, Quantizer
+from .base import ActivationGrid, ExportedCodes, Quantizer, run_eager
 from .registry import register
 
 S_MIN = 1e-8
@@ -81,6 +81,9 @@ class LSQQuantizer(Quantizer):
         self.qn, self.qp = lsq_bounds(self.bits, self.signed, self.symmetric)
         self.s = nn.Parameter(torch.ones(()))
         self.register_buffer("initialized", torch.zeros((), dtype=torch.bool))
+        # The same fact as a Python bool, which ``forward`` branches on: reading the buffer there would be a host
+        # sync on every call (and a graph break). Kept equal to the buffer by init_step, reset and loading.
+        self._ready = False
 
     def config(self) -> dict[str, Any]:
         return {
@@ -95,13 +98,19 @@ class LSQQuantizer(Quantizer):
 
     def reset(self) -> None:
         self.initialized.fill_(False)
+        self._ready = False
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        if prefix + "initialized" in state_dict:
+            self._ready = bool(state_dict[prefix + "initialized"])
 
     @property
     def signed_input(self) -> bool:
         return self.signed
 
     def needs_calibration(self) -> bool:
-        return not bool(self.initialized)
+        return not self._ready
 
     def calibrate(self, x: torch.Tensor) -> None:
         """The paper's init s = 2·mean|v|/sqrt(Q_P) over ``x`` (all calibration inputs, or the weight)."""
@@ -113,12 +122,13 @@ class LSQQuantizer(Quantizer):
         m = float(x.abs().mean()) if x.numel() else 0.0
         self.s.fill_(2 * m / math.sqrt(self.qp))
         self.initialized.fill_(True)
+        self._ready = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.bits >= 32:
             return x
-        if not bool(self.initialized):
-            self.init_step(x.detach())
+        if not self._ready:  # never calibrated: the paper's init from this first tensor, eagerly
+            run_eager(self.init_step, x.detach(), "lsq")
         n = x.numel() / x.shape[0] if self.per_example and x.dim() > 0 and x.shape[0] > 0 else x.numel()
         g = 1.0 / math.sqrt(max(n, 1) * self.qp)
         return lsq_quantize(x, self.s.to(x.dtype), self.qn, self.qp, g)
@@ -134,12 +144,12 @@ class LSQQuantizer(Quantizer):
         return ExportedCodes(codes, s, torch.zeros((), dtype=torch.int32), "affine", self.bits)
 
     def export_activation(self) -> ActivationGrid | None:
-        if self.bits >= 32 or not bool(self.initialized):
+        if self.bits >= 32 or not self._ready:
             return None
         return ActivationGrid(max(float(self.s.detach()), S_MIN), 0, -self.qn, self.qp, "half_even")
 
     def levels(self, x: torch.Tensor) -> torch.Tensor:
-        if not bool(self.initialized):
+        if not self._ready:
             self.init_step(x.detach())
         s = max(float(self.s.detach()), S_MIN)
         return torch.arange(-self.qn, self.qp + 1, dtype=torch.float64).mul(s).to(x.dtype)

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .base import ActivationGrid, Quantizer
+from .base import ActivationGrid, Quantizer, opmath
 from .registry import register
 
 ALPHA_MIN = 1e-3
@@ -42,28 +42,44 @@ def percentile_nearest_rank(x: torch.Tensor, p: float) -> float:
     return float(torch.kthvalue(v, rank).values)
 
 
+def pact_scalars(alpha: torch.Tensor, n: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(a, n/a, a/n) with a = max(α, 1e-3), as 0-dim tensors (no host sync), equal to the Python-float values.
+
+    The reference computes a = max(float(α), 1e-3) and n/a, a/n in double precision; torch then rounds them to
+    the tensor's dtype. Here they are computed in the tensor's arithmetic dtype: α is a float32 value, and a
+    correctly rounded float32 quotient equals the double quotient rounded to float32 (double rounding is
+    innocuous for division when 53 >= 2·24 + 2), so the values are identical. When α < 1e-3 the constants are
+    the Python-double ones (n/1e-3 is not n/float32(1e-3)).
+    """
+    a = alpha.detach().to(opmath(dtype))
+    low = a < ALPHA_MIN
+    a = a.clamp_min(ALPHA_MIN)
+    n_over_a = torch.full_like(a, n).div_(a)  # not ``n / a``: torch computes a scalar over a tensor as n·(1/a)
+    return a, torch.where(low, n / ALPHA_MIN, n_over_a), torch.where(low, ALPHA_MIN / n, a / n)
+
+
 class _PactFn(torch.autograd.Function):
     """One fused-ish pass: the forward works in place on a single buffer, the backward on two masks.
 
-    Same arithmetic as ``pact_reference`` (so the values are identical), about half the memory passes.
+    Same arithmetic as ``pact_reference`` (so the values are identical), about half the memory passes; α stays
+    a tensor throughout (no ``float(α)``: a host sync that breaks ``torch.compile`` graphs and ``torch.export``).
     """
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, alpha: torch.Tensor, bits: int) -> torch.Tensor:
-        a = max(float(alpha), ALPHA_MIN)
         n = 2**bits - 1
-        ctx.save_for_backward(x)
-        ctx.a, ctx.alpha_shape = a, alpha.shape
-        return x.clamp(0.0, a).mul_(n / a).round_().mul_(a / n)
+        a, up, down = pact_scalars(alpha, n, x.dtype)
+        a = a.to(x.dtype)  # what torch does with a Python-float bound: round it to x's dtype
+        ctx.save_for_backward(x, a)
+        ctx.alpha_shape = alpha.shape
+        return x.clamp_min(0.0).clamp_max_(a).mul_(up).round_().mul_(down)
 
     @staticmethod
     def backward(ctx, g: torch.Tensor):
-        (x,) = ctx.saved_tensors
-        above = x >= ctx.a
+        x, a = ctx.saved_tensors
+        above = x >= a
         galpha = torch.where(above, g, 0.0).sum().reshape(ctx.alpha_shape)  # ∂y_q/∂α = 1_{x >= α}
-        gx = g.masked_fill(above, 0.0)  # ∂y_q/∂x = 1_{0 <= x < α}
-        if bool((x < 0).any()):
-            gx.masked_fill_(x < 0, 0.0)
+        gx = g.masked_fill(above | (x < 0), 0.0)  # ∂y_q/∂x = 1_{0 <= x < α}
         return gx, galpha, None
 
 

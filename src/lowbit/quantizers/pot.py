@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from .base import ExportedCodes, Quantizer
+from .base import ExportedCodes, Quantizer, run_eager
 from .registry import register
 from .rounding import ste
 
@@ -36,8 +36,13 @@ def inq_exponents(s: float, bits: int) -> tuple[int, int]:
     return n1, n1 + 1 - 2 ** (bits - 2)
 
 
-def inq_round(w: torch.Tensor, n1: int, n2: int) -> torch.Tensor:
-    """Element-wise Eq. 4 in closed form (spec §1.2): nearest of {0, ±2^n2..±2^n1}, ties up."""
+def inq_round(w: torch.Tensor, n1: int | torch.Tensor, n2: int | torch.Tensor) -> torch.Tensor:
+    """Element-wise Eq. 4 in closed form (spec §1.2): nearest of {0, ±2^n2..±2^n1}, ties up.
+
+    n1, n2 may be 0-dim tensors (the quantizer's buffer: no host sync); whole numbers and powers of two are exact.
+    """
+    n1 = torch.as_tensor(n1, device=w.device).to(w.dtype)
+    n2 = torch.as_tensor(n2, device=w.device).to(w.dtype)
     a = w.abs()
     safe = torch.where(a > 0, a, torch.ones_like(a))
     p = torch.floor(torch.log2(safe * (4.0 / 3.0)))
@@ -45,7 +50,7 @@ def inq_round(w: torch.Tensor, n1: int, n2: int) -> torch.Tensor:
     p = torch.where(safe >= 3.0 * torch.exp2(p - 1), p + 1, p)
     p = torch.clamp(p, n2, n1)
     q = torch.sign(w) * torch.exp2(p)
-    return torch.where(a < 2.0 ** (n2 - 1), torch.zeros_like(w), q)
+    return torch.where(a < torch.exp2(n2 - 1), torch.zeros_like(w), q)
 
 
 def inq_levels(n1: int, n2: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -99,22 +104,32 @@ class PowerOfTwoQuantizer(Quantizer):
     def reset(self) -> None:
         self.n1 = torch.empty(0, dtype=torch.int64, device=self.n1.device)
 
+    @torch.no_grad()
+    def set_n1(self, x: torch.Tensor) -> bool:
+        """n1 from max|x| (spec §1.1); False (n1 left as it is) for an all-zero tensor."""
+        s = float(x.detach().abs().max()) if x.numel() else 0.0
+        if s == 0.0:
+            return False
+        self.n1 = torch.tensor(inq_exponents(s, self.bits)[0], device=x.device)
+        return True
+
     def exponents(self, x: torch.Tensor) -> tuple[int, int] | None:
         """(n1, n2), or None for an all-zero first tensor."""
-        if self.n1.numel() == 0 or self.update == "always":
-            s = float(x.detach().abs().max()) if x.numel() else 0.0
-            if s == 0.0:
-                return None
-            self.n1 = torch.tensor(inq_exponents(s, self.bits)[0], device=x.device)
+        if (self.n1.numel() == 0 or self.update == "always") and not self.set_n1(x):
+            return None
         n1 = int(self.n1)
         return n1, n1 + 1 - 2 ** (self.bits - 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.bits >= 32:
             return x
-        e = self.exponents(x)
-        q = torch.zeros_like(x) if e is None else inq_round(x.detach(), *e)
-        return ste(x, q)
+        if self.n1.numel() == 0 or self.update == "always":  # n1 from this tensor, eagerly (``run_eager``)
+            run_eager(self.set_n1, x, "pot")
+        if self.n1.numel() == 0:  # only all-zero tensors so far: they quantize to zeros
+            return ste(x, torch.zeros_like(x))
+        # n1 stays a tensor (no int(n1) host sync); an all-zero x with update="always" keeps the last n1, and
+        # quantizes to zeros with it as with none
+        return ste(x, inq_round(x.detach(), self.n1, self.n1 + 1 - 2 ** (self.bits - 2)))
 
     @torch.no_grad()
     def export_codes(self, w: torch.Tensor, name: str = "weight") -> ExportedCodes | None:

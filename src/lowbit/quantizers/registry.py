@@ -1,14 +1,17 @@
-"""Name -> quantizer class registry (the larq pattern: string aliases, one ``get``)."""
+"""Name -> quantizer class registry (the larq pattern: string aliases, one ``get``), on ``lowbit.registry``."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from ..registry import Registry
 from .base import Quantizer
 
-_REGISTRY: dict[str, type[Quantizer]] = {}
-_UNLISTED: set[str] = set()  # rebuildable by name (checkpoints), but not offered to users by ``names()``
+FAMILIES = ("binary", "dorefa", "hwgq", "log2", "lsq", "pact", "pot", "ternary", "uniform", "xnor")
+QUANTIZERS: Registry[type[Quantizer]] = Registry(
+    "quantizer", modules=[f"lowbit.quantizers.{m}" for m in FAMILIES], entry_points="lowbit.quantizers"
+)
 Q = TypeVar("Q", bound=type[Quantizer])
 
 
@@ -20,12 +23,8 @@ def register(name: str, listed: bool = True) -> Callable[[Q], Q]:
     """
 
     def deco(cls: Q) -> Q:
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise ValueError(f"quantizer name {name!r} is already registered to {_REGISTRY[name].__name__}")
+        QUANTIZERS.register(name, cls, listed=listed)
         cls.name = name
-        _REGISTRY[name] = cls
-        if not listed:
-            _UNLISTED.add(name)
         return cls
 
     return deco
@@ -33,14 +32,11 @@ def register(name: str, listed: bool = True) -> Callable[[Q], Q]:
 
 def names() -> list[str]:
     """All registered quantizer names, sorted."""
-    return sorted(set(_REGISTRY) - _UNLISTED)
+    return QUANTIZERS.names()
 
 
 def get_class(name: str) -> type[Quantizer]:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ValueError(f"unknown quantizer {name!r}; registered quantizers: {', '.join(names())}") from None
+    return QUANTIZERS.get(name)
 
 
 def get(spec: str | Quantizer | dict | None, **kwargs: Any) -> Quantizer | None:

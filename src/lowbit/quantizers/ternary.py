@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .base import Quantizer
+from .base import Quantizer, run_eager
 from .registry import register
 
 TWN_RATIO = 0.7
@@ -87,14 +87,14 @@ class TernaryWeightNetwork(Quantizer):
 TTQ_INITS = ("official", "mean")
 
 
-def ttq_sides(w: torch.Tensor, delta: float) -> tuple[torch.Tensor, torch.Tensor]:
+def ttq_sides(w: torch.Tensor, delta: float | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(W >= Δ, W <= -Δ) without W = 0: |W| == Δ is non-zero as in the official code; Δ = 0 keeps zeros at 0."""
     return (w >= delta) & (w > 0), (w <= -delta) & (w < 0)
 
 
 class _TTQFn(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, w: torch.Tensor, wp: torch.Tensor, wn: torch.Tensor, delta: float) -> torch.Tensor:
+    def forward(ctx, w: torch.Tensor, wp: torch.Tensor, wn: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
         pos, neg = ttq_sides(w, delta)
         ctx.save_for_backward(pos, neg, wp, wn)
         return torch.where(pos, wp, torch.where(neg, -wn, torch.zeros_like(w)))
@@ -108,10 +108,22 @@ class _TTQFn(torch.autograd.Function):
         return gw, gwp, gwn, None
 
 
+def ttq_delta(w: torch.Tensor, t: float) -> torch.Tensor:
+    """Δ = t·max|W| as a 0-dim tensor (no host sync), the value the Python-float product gave.
+
+    max|W| is a value of W's dtype and t a Python float: the reference multiplies in double precision and the
+    comparison with W rounds Δ to W's dtype. Computed here in float64 too (a 0-dim op), except on MPS, which
+    has no float64 (there Δ = float32(t)·max|W| may differ from it by an ulp).
+    """
+    if w.numel() == 0:
+        return w.new_zeros(())
+    dt = torch.float32 if w.device.type == "mps" else torch.float64
+    return w.detach().abs().max().to(dt) * t
+
+
 def ttq_quantize(w: torch.Tensor, wp: torch.Tensor, wn: torch.Tensor, t: float) -> torch.Tensor:
     """TTQ with the paper's gradients to W, W^p and W^n (Δ = t·max|W|, no gradient)."""
-    delta = float(w.detach().abs().max()) * t if w.numel() else 0.0
-    return _TTQFn.apply(w, wp, wn, delta)
+    return _TTQFn.apply(w, wp, wn, ttq_delta(w, t))
 
 
 @register("ttq")
@@ -133,6 +145,7 @@ class TrainedTernary(Quantizer):
         self.wp = nn.Parameter(torch.ones(()))
         self.wn = nn.Parameter(torch.ones(()))
         self.register_buffer("initialized", torch.zeros((), dtype=torch.bool))
+        self._ready = False  # the buffer's value as a Python bool, for ``forward`` (as LSQ's)
 
     def config(self) -> dict[str, Any]:
         return {"bits": self.bits, "t": self.t, "init": self.init}
@@ -142,9 +155,15 @@ class TrainedTernary(Quantizer):
 
     def reset(self) -> None:
         self.initialized.fill_(False)
+        self._ready = False
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        if prefix + "initialized" in state_dict:
+            self._ready = bool(state_dict[prefix + "initialized"])
 
     def needs_calibration(self) -> bool:
-        return not bool(self.initialized)
+        return not self._ready
 
     def calibrate(self, x: torch.Tensor) -> None:
         """Initialise W^p, W^n from the weight ``x`` (what the first forward would do).
@@ -152,7 +171,7 @@ class TrainedTernary(Quantizer):
         With ``init="official"`` the start (1, 1) does not depend on data: once initialised, the learned scales
         are kept (re-calibrating would only reset them to 1).
         """
-        if self.init == "official" and bool(self.initialized):
+        if self.init == "official" and self._ready:
             return
         self.init_scales(x.detach())
 
@@ -168,14 +187,15 @@ class TrainedTernary(Quantizer):
             self.wp.fill_(float(w[pos].mean()) if pos.any() else 0.0)
             self.wn.fill_(float(-w[neg].mean()) if neg.any() else 0.0)
         self.initialized.fill_(True)
+        self._ready = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not bool(self.initialized):
-            self.init_scales(x.detach())
+        if not self._ready:  # never calibrated: the scales from this first weight, eagerly
+            run_eager(self.init_scales, x.detach(), "ttq")
         return ttq_quantize(x, self.wp.to(x.dtype), self.wn.to(x.dtype), self.t)
 
     def levels(self, x: torch.Tensor) -> torch.Tensor:
-        if not bool(self.initialized):
+        if not self._ready:
             self.init_scales(x.detach())
         vals = [-float(self.wn.detach()), 0.0, float(self.wp.detach())]
         return torch.unique(torch.tensor(vals, dtype=x.dtype))

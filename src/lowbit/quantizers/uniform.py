@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from .base import ActivationGrid, ExportedCodes, Quantizer
+from .base import ActivationGrid, ExportedCodes, Quantizer, opmath, run_eager
 from .l2_step import l2_opt_step
 from .registry import register
 from .rounding import round_half_up, sgn
@@ -63,18 +63,22 @@ class _UnsignedActFn(torch.autograd.Function):
     ``uniform_quantize`` (so the values are identical) in place; the backward is 1_{0 <= x <= β}·g.
 
     The hot path of activation quantization: about half the memory passes of the autograd composition.
+    ``step`` is a 0-dim tensor of x's dtype (never a Python float: reading it would be a host sync).
     """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, step: float, hi: int) -> torch.Tensor:
-        ctx.save_for_backward(x)
-        ctx.beta = step * hi
+    def forward(ctx, x: torch.Tensor, step: torch.Tensor, hi: int) -> torch.Tensor:
+        ctx.save_for_backward(x, step)
+        ctx.hi = hi
         return torch.div(x, step).add_(0.5).floor_().clamp_(0, hi).mul_(step)
 
     @staticmethod
     def backward(ctx, g: torch.Tensor):
-        (x,) = ctx.saved_tensors
-        return torch.where((x >= 0) & (x <= ctx.beta), g, 0.0), None, None
+        x, step = ctx.saved_tensors
+        # β = Δ·hi in the arithmetic dtype, then rounded to x's dtype by the comparison, as a Python-float β was
+        # (the same value for hi < 2^24, i.e. bits <= 24)
+        beta = step.to(opmath(x.dtype)) * ctx.hi
+        return torch.where((x >= 0) & (x <= beta), g, 0.0), None, None
 
 
 class _SignedWeightFn(torch.autograd.Function):
@@ -82,7 +86,7 @@ class _SignedWeightFn(torch.autograd.Function):
     ``uniform_quantize`` in place on one buffer (identical values), gradient passed through unchanged."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, step: float, hi: int) -> torch.Tensor:
+    def forward(ctx, x: torch.Tensor, step: torch.Tensor, hi: int) -> torch.Tensor:
         return torch.div(x, step).add_(0.5).floor_().clamp_(-hi, hi).mul_(step)
 
     @staticmethod
@@ -192,8 +196,14 @@ class UniformQuantizer(Quantizer):
         return t.reshape((-1,) + (1,) * (x.dim() - 1)) if self.per_channel and x.dim() > 1 else t
 
     def current_step(self, x: torch.Tensor) -> torch.Tensor:
+        """Δ as a tensor (x's dtype, broadcastable against x); computes it first if it is still unset.
+
+        The L2 search reads values on the host (it is iterative, with data-dependent stopping), so it runs
+        eagerly (``run_eager``): once, on the first tensor, for a quantizer ``lowbit.calibrate`` has not set,
+        and on every call with ``update="always"``, the one mode whose forward is not compile-clean.
+        """
         if self.fixed_step is None and (self.step.numel() == 0 or self.update == "always"):
-            self.calibrate(x)
+            run_eager(self.calibrate, x, "uniform")
         if self.per_channel and self.step.numel() > 1 and (x.dim() < 2 or x.shape[0] != self.step.numel()):
             raise ValueError(
                 f"uniform per_channel: {self.step.numel()} channel steps do not fit a tensor of shape "
@@ -216,9 +226,9 @@ class UniformQuantizer(Quantizer):
         step = self.current_step(x)
         if not self.per_channel:
             if not self.signed:
-                return _UnsignedActFn.apply(x, float(step), 2**self.bits - 1)
+                return _UnsignedActFn.apply(x, step, 2**self.bits - 1)
             if self.bits > 1:
-                return _SignedWeightFn.apply(x, float(step), 2 ** (self.bits - 1) - 1)
+                return _SignedWeightFn.apply(x, step, 2 ** (self.bits - 1) - 1)
         q = uniform_quantize(x.detach(), step, self.bits, self.signed)
         if self.signed:
             return q + (x - x.detach())  # identity STE; forward exactly q (rounding.ste's x + (q - x) is off by ulps)

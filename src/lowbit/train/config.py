@@ -13,24 +13,24 @@ OPTIMIZERS = ("adam", "sgd", "nesterov")
 
 @dataclass
 class TrainConfig:
-    epochs: int = 10  # passes over the training set
+    """Every knob of ``fit``; ``HELP`` below says what each field does (``lowbit train-config`` prints it)."""
+
+    epochs: int = 10
     batch_size: int = 128
-    lr: float = 1e-3  # base learning rate
-    optimizer: str = "adam"  # "adam" | "sgd" | "nesterov" (SGD with Nesterov momentum)
-    momentum: float = 0.9  # SGD/Nesterov only
+    lr: float = 1e-3
+    optimizer: str = "adam"
+    momentum: float = 0.9
     weight_decay: float = 0.0
-    schedule: str = "cosine"  # "constant" | "cosine" | "step" | "cyclical" (spec §5.1) | "onecycle" (per step)
-    milestones: tuple[int, ...] = ()  # epochs at which "step" multiplies the lr by gamma
+    schedule: str = "cosine"
+    milestones: tuple[int, ...] = ()
     gamma: float = 0.1
-    cycle_stage: int = 1  # epochs per stage of the cyclical schedule (T_s, spec §11.19)
-    lipschitz: float = 0.0  # λ of the Lipschitz regulariser (spec §5.2; the paper uses 1e-4)
-    grad_clip: float = 0.0  # max global gradient norm (0 = off)
-    seed: int = 0  # shuffling and dropout
-    device: str = "cpu"  # "cpu", "cuda", "cuda:1", ... (model and batches are moved there)
-    # learning-rate factor per parameter group: {fnmatch pattern over named_parameters(): factor}; multiplies any
-    # factor the layer's quantizer declares (BinaryConnect lr_scale="glorot"); see train/param_groups.py
+    cycle_stage: int = 1
+    lipschitz: float = 0.0
+    grad_clip: float = 0.0
+    seed: int = 0
+    device: str = "cpu"
     lr_scale: dict[str, float] = field(default_factory=dict)
-    calibrate_batches: int = 4  # batches that set uncalibrated quantizer ranges before training (0 = off)
+    calibrate_batches: int = 4
 
     def __post_init__(self):
         def need(cond: bool, field: str, accepted: str):
@@ -40,13 +40,27 @@ class TrainConfig:
         def whole(v, lo):
             return isinstance(v, int) and not isinstance(v, bool) and v >= lo
 
+        def number(v, lo: float, above: bool = False, hi: float = math.inf) -> bool:
+            """A finite number (not a bool) >= lo (> lo when ``above``) and <= hi: inf and nan are never accepted
+            (an infinite learning rate trains a broken model that would be stored as a result)."""
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            return ok and (v > lo if above else v >= lo) and v <= hi
+
         need(whole(self.epochs, 0), "epochs", "a whole number >= 0")
         need(whole(self.batch_size, 1), "batch_size", "a whole number >= 1")
-        need(isinstance(self.lr, (int, float)) and self.lr > 0, "lr", "a positive number")
+        need(number(self.lr, 0, above=True), "lr", "a positive number (finite)")
         need(self.optimizer in OPTIMIZERS, "optimizer", f"one of {OPTIMIZERS}")
+        need(number(self.momentum, 0, hi=1), "momentum", "a number in [0, 1]")
         need(self.schedule in SCHEDULES, "schedule", f"one of {SCHEDULES}")
-        need(self.weight_decay >= 0, "weight_decay", "a number >= 0")
-        need(self.lipschitz >= 0, "lipschitz", "a number >= 0")
+        need(number(self.weight_decay, 0), "weight_decay", "a number >= 0 (finite)")
+        need(
+            isinstance(self.milestones, (list, tuple)) and all(whole(m, 0) for m in self.milestones),
+            "milestones",
+            "a list of whole numbers >= 0 (epochs)",
+        )
+        need(number(self.gamma, 0, above=True), "gamma", "a positive number (finite)")
+        need(number(self.lipschitz, 0), "lipschitz", "a number >= 0 (finite)")
+        need(number(self.grad_clip, 0), "grad_clip", "a number >= 0 (finite; 0 = off)")
         need(whole(self.cycle_stage, 1), "cycle_stage", "a whole number >= 1")
         need(whole(self.seed, 0), "seed", "a whole number >= 0")
         need(whole(self.calibrate_batches, 0), "calibrate_batches", "a whole number >= 0 (0 = no calibration)")
@@ -76,3 +90,25 @@ class TrainConfig:
     def from_dict(cls, d: dict) -> TrainConfig:
         check_keys(d, cls, "TrainConfig")
         return cls(**d)
+
+
+HELP = {
+    "epochs": "passes over the training set",
+    "batch_size": "training samples per step",
+    "lr": "base learning rate (finite, > 0)",
+    "optimizer": "'adam' (Adam, betas 0.9 / 0.999) | 'sgd' | 'nesterov' (SGD with Nesterov momentum)",
+    "momentum": "momentum of 'sgd' / 'nesterov' (Adam ignores it)",
+    "weight_decay": "L2 weight decay of the optimizer",
+    "schedule": "learning-rate schedule: 'constant' | 'cosine' (to 0 over the epochs) | 'step' (x gamma at each "
+    "milestone) | 'cyclical' (spec §5.1) | 'onecycle' (per step)",
+    "milestones": "epochs at which 'step' multiplies the lr by gamma",
+    "gamma": "the 'step' schedule's factor",
+    "cycle_stage": "epochs per stage of the cyclical schedule (T_s, spec §11.19)",
+    "lipschitz": "λ of the Lipschitz regulariser (spec §5.2; the paper uses 1e-4; 0 = off)",
+    "grad_clip": "max global gradient norm (0 = off)",
+    "seed": "shuffling and dropout (a study sets it from its seed axis)",
+    "device": "'cpu', 'cuda', 'cuda:1', 'mps' (model and batches are moved there)",
+    "lr_scale": "learning-rate factor per parameter group: {fnmatch pattern over named_parameters(): factor}; "
+    "multiplies any factor the layer's quantizer declares (BinaryConnect lr_scale='glorot'; train/param_groups.py)",
+    "calibrate_batches": "batches that set uncalibrated quantizer ranges before training (0 = off)",
+}

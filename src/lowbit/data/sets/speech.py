@@ -1,0 +1,111 @@
+"""Speech data sets a spec can name (task ``ctc``): FSDD connected digits (WER) and the TIMIT sample (PER).
+
+Both give ``Utterances``: items ``(features (T, D), targets (L,))`` and a ``score(token_sequences)`` that turns
+greedy-decoded tokens into the error rate of the set (spec §7.3). Features: log-mel with context (spec §7.1,
+``FeatureConfig``). Built in memory in every process that needs them (nothing is cached as a pickle).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch.utils.data import Dataset
+
+from ...arguments import Count, Positive, PositiveNumber
+from . import Data, register_dataset
+
+TIMIT_TEST_SPEAKERS = ("dr8-fbcg1", "dr8-mbcg0")
+
+
+class Utterances(Dataset):
+    def __init__(self, items: list, score: Callable[[list[list[int]]], dict[str, float]]):
+        self.items, self._score = items, score
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int):
+        return self.items[i]
+
+    def score(self, tokens: list[list[int]]) -> dict[str, float]:
+        return self._score(tokens)
+
+
+def _features(n_features: int, hop_ms: float, context: int):
+    from ..features import FeatureConfig
+
+    return FeatureConfig("logmel", n_features, 25.0, hop_ms, context)
+
+
+SPEECH = dict(gives="(N, T, D) sequences (T varies)", task="ctc")
+
+
+@register_dataset("fsdd_digits", targets="digit-word token sequences", **SPEECH)
+def fsdd_digits(
+    n_train: Positive = 320,
+    n_test: Positive = 200,
+    n_features: Positive = 26,
+    hop_ms: PositiveNumber = 30.0,
+    context: Count = 5,
+    seed: Count = 0,
+) -> Data:
+    """FSDD connected digits (``lowbit.data.fsdd``): 1-7 spoken digits per utterance, train speakers george,
+    lucas, nicolas, yweweler; test speaker jackson; word tokens (blank 0, zero..nine 1..10); WER in %."""
+    from ...metrics.speech import wer
+    from .. import fsdd
+
+    fc = _features(n_features, hop_ms, context)
+    tr = fsdd.connected_digits("train", n_train, fc, seed=seed)
+    te = fsdd.connected_digits("test", n_test, fc, seed=seed)
+
+    def score(tokens):
+        return {"wer": wer([fsdd.decode(s) for s in tokens], te.texts)}
+
+    train = Utterances(tr.items, lambda tokens: {"wer": wer([fsdd.decode(s) for s in tokens], tr.texts)})
+    info = {"in_features": fc.input_dim, "num_classes": len(fsdd.VOCAB)}
+    desc = f"FSDD connected digits ({n_train} train / {n_test} test utterances, test speaker jackson)"
+    return Data(train, Utterances(te.items, score), info, desc)
+
+
+@register_dataset("timit_sample", targets="phone sequences", **SPEECH)
+def timit_sample(
+    root: str = "",
+    n_features: Positive = 26,
+    hop_ms: PositiveNumber = 30.0,
+    context: Count = 5,
+    test_speakers: tuple[str, ...] = TIMIT_TEST_SPEAKERS,
+) -> Data:
+    """The 160-utterance TIMIT sample (shared ``timit-sample`` or ``root``): the ``test_speakers`` (dr8) held out,
+    the rest trained on; 60 phones + blank as CTC targets, PER on the 39 folded phones."""
+    from ...metrics.speech import per
+    from .. import timit
+    from ..features import utterance_features
+    from ..paths import require_shared
+
+    fc = _features(n_features, hop_ms, context)
+    utts = timit.scan(root or require_shared("timit-sample"))
+    tr = [u for u in utts if u.speaker not in test_speakers]
+    te = [u for u in utts if u.speaker in test_speakers]
+    if not te:
+        te, tr = tr[-len(tr) // 8 :], tr[: -len(tr) // 8]
+
+    def items(us):
+        out = []
+        for u in us:
+            audio, sr = timit.read_audio(u.wav)
+            out.append((utterance_features(audio, sr, fc), torch.tensor(timit.phone_targets(u.phones))))
+        return out
+
+    def scorer(us):
+        refs = [timit.reference_phones(u.phones) for u in us]
+
+        def score(tokens):
+            hyps = [timit.score_phones(s) for s in tokens]
+            return {"per": per(hyps, refs), "mean_hyp_len": sum(map(len, hyps)) / max(1, len(hyps))}
+
+        return score
+
+    info = {"in_features": fc.input_dim, "num_classes": len(timit.TRAIN_PHONES) + 1}
+    desc = f"TIMIT sample ({len(tr)} train / {len(te)} test utterances, PER on 39 folded phones)"
+    return Data(Utterances(items(tr), scorer(tr)), Utterances(items(te), scorer(te)), info, desc)
