@@ -7,7 +7,10 @@ For each model (the README's benchmark CNN, VGG-small, ResNet-20; Fashion-MNIST 
 model briefly, QAT-fine-tunes it (W8A8: per-channel uniform weights, PACT activations, input included), and
 exports:
     float        the float model (BN folded by the writer; ORT fuses the rest itself)
-    lowbit int8  ``export_onnx`` default form: QLinearConv/QGemm/QLinearAdd from the QAT codes and learned scales
+    lowbit int8  ``export_onnx`` default form with ``calib``: QLinearConv/QGemm/QLinearAdd from the QAT codes and
+                 learned scales; the residual branches the model keeps in float get grids from ``calib`` (faster)
+    lowbit int8 exact  ResNets only: the same model without ``calib``: exactly the fake-quantized model (each
+                 block's second conv and its add run in float, as the model computes them)
     ORT static   ``onnxruntime.quantization.quantize_static`` on the float ONNX (QDQ, per-channel int8 weights,
                  uint8 activations, MinMax calibration on training images): the anchor
     lowbit W4    a W4A8 QAT model: convs on the same 8-bit kernels (codes unchanged), Linear layers with 4-bit
@@ -224,6 +227,10 @@ def run_model(name: str, cfg: dict, xy_train, xy_test, tmp: Path, batches, threa
         sims[label] = logits_torch(qm, xte)
         paths[label] = export_onnx(qm, tmp / f"{name}_{label.replace(' ', '_')}.onnx", xte[:1], calib=calib,
                                    nbits=nbits)  # fmt: skip
+        if label == "lowbit int8" and any(type(m).__name__ == "ActPoint" for m in build(name).modules()):
+            # without calib: exactly the fake-quantized model (residual branches the model keeps in float stay float)
+            sims["lowbit int8 exact"] = sims[label]
+            paths["lowbit int8 exact"] = export_onnx(qm, tmp / f"{name}_exact.onnx", xte[:1])
     sims["float"] = logits_torch(fm, xte)
     for label, p in paths.items():
         yo = logits_onnx(p, xte)

@@ -13,9 +13,10 @@ MS_DOMAIN = "com.microsoft"
 def module_path(node_name: str) -> str:
     """The module path in a torch.onnx node name: "/layer1/layer1.0/conv1/Conv" -> "layer1.0.conv1"."""
     parts = [p for p in node_name.split("/") if p][:-1]
-    path = ""
-    for p in parts:
-        path = p if not path or p.startswith(path + ".") else f"{path}.{p}"
+    path, prev = "", ""
+    for p in parts:  # a Sequential's child is named "<parent attribute>.<index>" after its parent's component
+        path = p if not path else path + p[len(prev) :] if p.startswith(prev + ".") else f"{path}.{p}"
+        prev = p
     return path
 
 

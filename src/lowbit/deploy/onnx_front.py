@@ -168,14 +168,18 @@ def _hint(fw: FrozenWeight, name: str) -> torch.Tensor | None:
 
 
 def _override_weights(layer: nn.Module, fw: FrozenWeight) -> list[str]:
-    """Make ``layer.quantized_weight(name)`` write DequantizeLinear(codes) for each name that has an int8 form."""
+    """Make ``layer.quantized_weight(name)`` write DequantizeLinear(codes) for each name that has an int8 form.
+
+    The frozen codes are in the quantizer's layout (output channel first, ``QuantMixin.to_quant_layout``); the
+    DequantizeLinear is written in that layout and the layer's own ``from_quant_layout`` (a transpose for
+    ConvTranspose and transformers' Conv1D, the identity otherwise) is traced after it."""
     forms = {}
     for n in layer.quant_weight_names:
         if n in fw.schemes:
             form = int8_weight(fw.decode(n), _hint(fw, n))
             if form is not None:
                 forms[n] = form
-    read = layer.quantized_weight  # the twin's own read (BN-folded twins: the folded weight)
+    read = layer.quantized_weight  # the twin's own read (BN-folded twins: the folded weight), in its layout
 
     def quantized_weight(name: str = "weight") -> torch.Tensor:
         w = read(name)
@@ -183,7 +187,9 @@ def _override_weights(layer: nn.Module, fw: FrozenWeight) -> list[str]:
         if form is None:
             return w
         codes, scale = form
-        return _DQWeight.apply(w, codes, scale, torch.zeros(scale.shape, dtype=torch.int8), scale.dim() == 1)
+        zp = torch.zeros(scale.shape, dtype=torch.int8)
+        dq = _DQWeight.apply(layer.to_quant_layout(name, w), codes, scale, zp, scale.dim() == 1)
+        return layer.from_quant_layout(name, dq)
 
     layer.quantized_weight = quantized_weight  # instance attribute: shadows the class method in this copy only
     return [n for n in layer.quant_weight_names if n not in forms]
