@@ -46,6 +46,7 @@ from .onnx_patterns import (
 )
 
 INT32_MAX = 2**31 - 1
+INT16_PAIR = 32767  # two u8·s8 products must fit an int16 (pmaddubsw on CPUs without VNNI)
 LAYERS = ("Conv", "Gemm", "MatMul")
 # ops that carry no arithmetic worth an integer form (shapes, indices, element moves, quantization itself)
 BOOKKEEPING = MOVES | {"QuantizeLinear", "DequantizeLinear", "Clip", "Shape", "Cast", "Concat", "Constant",
@@ -205,15 +206,25 @@ class _Layer:
     """What one Conv/Gemm/MatMul needs for its integer form.
 
     The int32 bias is in units of the accumulator's scale Δx·Δw. Codes that use little of the int8 range are
-    stored times an integer m per output channel, with the step divided by m (the same weights): the bias
-    rounding error, at most half a unit, shrinks m-fold (W2 codes ±1: m up to 127). m is capped so that two
+    stored times an integer m per output channel, with the step divided by m (the same weights): the bias unit
+    shrinks m-fold (W2 codes ±1: m up to 127), and of the admissible m the one that rounds this channel's bias
+    best is taken. Likewise sub-8-bit input codes (a 4-bit grid uses 0..15 of uint8) are multiplied by an integer
+    k (one uint8 Mul, exact) on a grid of step Δx/k: the unit shrinks k-fold more. Both are capped so that two
     products x·w still fit an int16 (the u8s8 kernels of CPUs without VNNI add pairs in int16 with saturation).
     """
 
     def __init__(self, g: Graph, n: Node, xq: str, gx: QGrid, w: Weight, bias: np.ndarray | None):
-        self.g, self.n, self.xq, self.gx, self.bias = g, n, xq, gx, bias
+        self.g, self.n, self.bias = g, n, bias
         self.base = _base(n)
-        self.w = _widened(w, codes_range(g, xq)[1]) if bias is not None and bias.any() else w
+        x_max = codes_range(g, xq)[1]
+        if bias is not None and bias.any():
+            peak = max(int(np.abs(w.codes).max(initial=0)), 1)
+            k = max(1, min(255 // max(x_max, 1), 255 // max(gx.zp, 1), INT16_PAIR // (2 * max(x_max, 1) * peak)))
+            if k > 1:
+                xq = g.add("Mul", [xq, g.add_const(np.uint8(k), self.base + "_k")], self.base)
+                gx, x_max = QGrid(float(np.float32(gx.scale / k)), gx.zp * k), x_max * k
+            w = _widened(w, x_max, bias, gx.scale)
+        self.xq, self.gx, self.w = xq, gx, w
         self.acc = np.float64(gx.scale) * self.w.scale.astype(np.float64)  # the accumulator's scale Δx·Δw
 
     def consts(self) -> list[str]:
@@ -233,17 +244,22 @@ class _Layer:
                 self.g.add_const(np.uint8(grid.zp), self.base + "_yz")]  # fmt: skip
 
 
-def _widened(w: Weight, x_max: int) -> Weight:
-    """``w`` with each channel's codes times m = floor(cap / max|c|) and its step divided by m (see ``_Layer``)."""
-    cap = min(127, 32767 // (2 * max(x_max, 1)))
+def _widened(w: Weight, x_max: int, bias: np.ndarray, x_scale: float) -> Weight:
+    """``w`` with each channel's codes times an integer m and its step divided by m (see ``_Layer``): of the m that
+    keep the codes within the cap, the one whose int32 bias unit Δx·Δw/m leaves the smallest rounding error."""
+    cap = min(127, INT16_PAIR // (2 * max(x_max, 1)))
     rows = w.codes.reshape(w.codes.shape[0], -1).astype(np.int32)
     peak = np.abs(rows).max(axis=1)
-    m = np.where(peak > 0, cap // np.maximum(peak, 1), 1).clip(min=1)
+    m_max = np.where(peak > 0, cap // np.maximum(peak, 1), 1).clip(min=1)
+    step = np.broadcast_to(w.scale.reshape(-1), m_max.shape).astype(np.float64)
+    units = bias.astype(np.float64) / (np.float64(x_scale) * step)  # the bias in units of Δx·Δw (m = 1)
+    m = np.ones_like(m_max)
+    for c in range(len(m)):
+        cand = np.arange(1, m_max[c] + 1)
+        m[c] = cand[np.argmin(np.abs(np.round(units[c] * cand) - units[c] * cand) / cand)]
     if (m == 1).all():
         return w
-    shape = (-1,) + (1,) * (w.codes.ndim - 1)
-    scale = (np.broadcast_to(w.scale.reshape(-1), m.shape).astype(np.float64) / m).astype(np.float32)
-    return Weight((w.codes.astype(np.int32) * m.reshape(shape)).astype(np.int8), scale)
+    return Weight((rows * m[:, None]).reshape(w.codes.shape).astype(np.int8), (step / m).astype(np.float32))
 
 
 def _gemm(layer: _Layer, a: str, grid: QGrid | None) -> str:
@@ -251,7 +267,7 @@ def _gemm(layer: _Layer, a: str, grid: QGrid | None) -> str:
     g, base = layer.g, layer.base
     x_s, x_z, wq, ws, wz = layer.consts()
     if grid is None:
-        y = g.add("QGemm", [a, x_s, x_z, wq, ws, wz], base, domain=MS_DOMAIN, transB=1)
+        y = _planned(g, g.add("QGemm", [a, x_s, x_z, wq, ws, wz], base, domain=MS_DOMAIN, transB=1))
         if layer.bias is None:
             return y
         return _planned(g, g.add("Add", [y, g.add_const(layer.bias.astype(np.float32), "b")], base))
@@ -459,10 +475,12 @@ def _gather_codes(g: Graph, dq: Node, gathers: list[Node]) -> None:
 def float_islands(g: Graph) -> list[tuple[str, str]]:
     """(op type, module) for every op left in float between a DequantizeLinear of an activation and a QuantizeLinear
     (compute that lowbit has no integer form for); shapes, element moves and quantization itself are not listed."""
-    fwd, stack = set(), [n.outputs[0] for n in g.nodes if n.op == "DequantizeLinear" and g.const(n.inputs[0]) is None]
+    # the quantized region starts at dequantized activations and at the float outputs of lowered layers
+    starts = [n for n in g.nodes if (n.op == "DequantizeLinear" and g.const(n.inputs[0]) is None) or n.planned]
+    fwd, stack = set(), [n.outputs[0] for n in starts]
     while stack:
         for u in g.consumers(stack.pop()):
-            if id(u) not in fwd and u.op != "QuantizeLinear":
+            if id(u) not in fwd and u.op not in ("QuantizeLinear", "Shape"):  # a shape is metadata, not the data
                 fwd.add(id(u))
                 stack.extend(u.outputs)
     back, stack = set(), [n.inputs[0] for n in g.nodes if n.op == "QuantizeLinear"]
@@ -533,7 +551,9 @@ def lower(model, form: str, nbits: tuple[int, ...] = (), calib=None):
         lower_integer(g)
         lower_weight_only(g)
     else:
-        for step in (pull_quantize, lambda g: lower_layers(g, nbits), lower_elementwise, push_dequantize, cancel_pairs):
+        steps = (pull_quantize, push_dequantize, lambda g: lower_layers(g, nbits), lower_elementwise, push_dequantize,
+                 cancel_pairs)  # fmt: skip
+        for step in steps:
             step(g)
             g.prune()
     decode_float_weights(g)
