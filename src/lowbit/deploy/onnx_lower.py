@@ -103,6 +103,33 @@ def fold_weight_moves(g: Graph) -> None:
                 changed = True
 
 
+def fold_weight_shapes(g: Graph) -> None:
+    """Shape(DQ(constant codes)) and the integer arithmetic on it -> constants, so that the slices of a packed
+    weight (attention's in-projection ``chunk(3)``: sizes computed from the weight's shape) are constant moves
+    ``fold_weight_moves`` can apply to the codes. Only integer results are folded (exact)."""
+    changed = True
+    while changed:
+        changed = False
+        for n in list(g.nodes):
+            if n not in g.nodes or len(n.outputs) != 1:
+                continue
+            if n.op == "Shape" and (w := dq_weight(g, n.inputs[0])) is not None:
+                shape = np.array(w[0].shape, np.int64)[n.attr("start", 0) : n.attr("end", None)]
+                out = [shape]
+            elif n.op not in ("DequantizeLinear", "QuantizeLinear") and n.inputs:
+                args = [g.const(i) if i else None for i in n.inputs]
+                if any(i and (a is None or a.dtype.kind not in "iub") for i, a in zip(n.inputs, args)):
+                    continue
+                out = _run_node(n, args[0], args[1:])
+                if any(o.dtype.kind not in "iub" for o in out):
+                    continue
+            else:
+                continue
+            g.rewire(n.outputs[0], g.add_const(out[0], "shape"))
+            g.remove(n)
+            changed = True
+
+
 def _run_node(n: Node, data: np.ndarray, args: list) -> list[np.ndarray]:
     """The outputs of node ``n`` on ``data`` (its first input) and constant ``args`` (the rest)."""
     from onnx import TensorProto, helper, numpy_helper
@@ -542,6 +569,7 @@ def lower(model, form: str, nbits: tuple[int, ...] = (), calib=None):
     from onnx import shape_inference
 
     g = Graph(shape_inference.infer_shapes(model))
+    fold_weight_shapes(g)
     fold_weight_moves(g)
     fold_batch_norms(g)
     g.prune()
