@@ -18,8 +18,8 @@ exports:
     lowbit W4 foldBN  the same, trained with BatchNorm folded into the conv weights (QuantConfig(fold_bn=True))
     lowbit int8 tied  ResNets only: lowbit int8 with each basic block's QRA point sharing the QA1 point's quantizer
                  (both read the block input: one learned α, one grid, as ORT's one scale per tensor), so each
-                 block sum is written once (9 QLinearAdd on ResNet-20; untied QA/QRA α that drift apart in QAT
-                 need a second QLinearAdd per block, see ``Grid.interchangeable`` in lowbit.deploy.onnx_grid)
+                 block sum is written once (9 QLinearAdd on ResNet-20; untied QA/QRA points have two grids and
+                 need a second QLinearAdd per block: reading one grid's codes for the other is not exact)
 Columns: median latency (ms) per batch size and thread count, speed-up against float, file size, top-1 on the
 test subset, and for lowbit rows the fake-quantized PyTorch model's top-1 and the max logit difference.
 The kernels that ran (ORT profiler) are printed once per export.
