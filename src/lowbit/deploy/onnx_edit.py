@@ -202,3 +202,14 @@ class Graph:
         out.ir_version = self.model.ir_version
         checker.check_model(out)
         return out
+
+
+def scope_of(n: Node) -> str:
+    """The module path a node belongs to (the name new nodes made for it are built from)."""
+    return n.scope or "model"
+
+
+def planned(g: Graph, t: str) -> str:
+    """Mark the node producing ``t`` as float on purpose (part of a lowered layer): not a float island."""
+    g.producer(t).planned = True
+    return t
