@@ -7,7 +7,10 @@ For each model (the README's benchmark CNN, VGG-small, ResNet-20; Fashion-MNIST 
 model briefly, QAT-fine-tunes it (W8A8: per-channel uniform weights, PACT activations, input included), and
 exports:
     float        the float model (BN folded by the writer; ORT fuses the rest itself)
-    lowbit int8  ``export_onnx`` default form: QLinearConv/QGemm/QLinearAdd from the QAT codes and learned scales
+    lowbit int8  ``export_onnx`` default form with ``calib``: QLinearConv/QGemm/QLinearAdd from the QAT codes and
+                 learned scales; the residual branches the model keeps in float get grids from ``calib`` (faster)
+    lowbit int8 exact  ResNets only: the same model without ``calib``: exactly the fake-quantized model (each
+                 block's second conv and its add run in float, as the model computes them)
     ORT static   ``onnxruntime.quantization.quantize_static`` on the float ONNX (QDQ, per-channel int8 weights,
                  uint8 activations, MinMax calibration on training images): the anchor
     lowbit W4    a W4A8 QAT model: convs on the same 8-bit kernels (codes unchanged), Linear layers with 4-bit
@@ -15,8 +18,8 @@ exports:
     lowbit W4 foldBN  the same, trained with BatchNorm folded into the conv weights (QuantConfig(fold_bn=True))
     lowbit int8 tied  ResNets only: lowbit int8 with each basic block's QRA point sharing the QA1 point's quantizer
                  (both read the block input: one learned α, one grid, as ORT's one scale per tensor), so each
-                 block sum is written once (9 QLinearAdd on ResNet-20; untied QA/QRA α that drift apart in QAT
-                 need a second QLinearAdd per block, see ``Grid.interchangeable`` in lowbit.deploy.onnx_grid)
+                 block sum is written once (9 QLinearAdd on ResNet-20; untied QA/QRA points have two grids and
+                 need a second QLinearAdd per block: reading one grid's codes for the other is not exact)
 Columns: median latency (ms) per batch size and thread count, speed-up against float, file size, top-1 on the
 test subset, and for lowbit rows the fake-quantized PyTorch model's top-1 and the max logit difference.
 The kernels that ran (ORT profiler) are printed once per export.
@@ -224,6 +227,10 @@ def run_model(name: str, cfg: dict, xy_train, xy_test, tmp: Path, batches, threa
         sims[label] = logits_torch(qm, xte)
         paths[label] = export_onnx(qm, tmp / f"{name}_{label.replace(' ', '_')}.onnx", xte[:1], calib=calib,
                                    nbits=nbits)  # fmt: skip
+        if label == "lowbit int8" and any(type(m).__name__ == "ActPoint" for m in build(name).modules()):
+            # without calib: exactly the fake-quantized model (residual branches the model keeps in float stay float)
+            sims["lowbit int8 exact"] = sims[label]
+            paths["lowbit int8 exact"] = export_onnx(qm, tmp / f"{name}_exact.onnx", xte[:1])
     sims["float"] = logits_torch(fm, xte)
     for label, p in paths.items():
         yo = logits_onnx(p, xte)

@@ -16,8 +16,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "export",
         help="write a packed .lowbit file or an ONNX file from a saved model",
         description="Freeze a saved model (integer codes + scales) and write it as a bit-packed .lowbit file, or "
-        "as ONNX: by default the fast integer form (QLinearConv/QGemm/QLinearAdd from the model's own codes and "
-        "learned scales, BN folded, ReLU fused; --onnx-form qdq|integer for the older Q/DQ or ConvInteger forms).",
+        "as ONNX: by default the integer form (QLinearConv/QGemm/QLinearAdd from the model's own codes and learned "
+        "scales, BN folded, ReLU fused) wherever it computes what the model computes, float ops elsewhere; "
+        "--onnx-form qdq for the Q/DQ graph, integer for ConvInteger/MatMulInteger.",
     )
     p.add_argument(
         "checkpoint", type=Path, help="a model file: lowbit.serialize.save_model's safetensors or a packed .lowbit"
@@ -39,8 +40,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--calib",
         type=Path,
-        help="ONNX: a .npy batch of real inputs that sets the range of tensors the model keeps in float "
-        "(residual sums); default: the random example input",
+        help="ONNX (qop): a .npy batch of real inputs; opts into speed over exactness: tensors the model keeps in "
+        "float where an add or average pool reads them (residual branches) get uint8 grids from their range on "
+        "this batch and run as integer ops. Default: none, the graph computes exactly what the model computes",
     )
     p.set_defaults(func=_run)
 

@@ -13,18 +13,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from .fold_bn import LayerSpec
-from .onnx_graph import MS_DOMAIN, Builder
+from .onnx_edit import MS_DOMAIN, Graph
 
 BLOCK = 32
 
 
-def nbits_for(spec: LayerSpec, allowed: tuple[int, ...]) -> int | None:
-    """The smallest MatMulNBits width in ``allowed`` whose range [-2^(nb-1), 2^(nb-1)-1] holds the codes."""
-    if spec.is_conv or spec.codes is None or spec.codes.dim() != 2:
+def nbits_for(codes: np.ndarray, allowed: tuple[int, ...]) -> int | None:
+    """The smallest MatMulNBits width in ``allowed`` whose range [-2^(nb-1), 2^(nb-1)-1] holds the (N, K) codes."""
+    if codes.ndim != 2:
         return None
-    c = spec.codes.numpy()
-    lo, hi = (int(c.min()), int(c.max())) if c.size else (0, 0)
+    lo, hi = (int(codes.min()), int(codes.max())) if codes.size else (0, 0)
     for nb in sorted(allowed):
         if -(2 ** (nb - 1)) <= lo and hi <= 2 ** (nb - 1) - 1:
             return nb
@@ -45,24 +43,12 @@ def pack_codes(codes: np.ndarray, nb: int, block: int = BLOCK) -> np.ndarray:
     return out
 
 
-def matmul_nbits(b: Builder, spec: LayerSpec, x: str, nb: int) -> str:
-    """Float ``x`` (M, K) -> float (M, N) through MatMulNBits (+ bias)."""
-    codes = spec.codes.numpy()
-    n, k = codes.shape
-    packed = pack_codes(codes, nb)
+def matmul_nbits(g: Graph, w, x: str, nb: int, base: str) -> str:
+    """Float ``x`` (..., K) -> float (..., N) through MatMulNBits; ``w``: ``onnx_patterns.Weight`` (N, K) codes."""
+    n, k = w.codes.shape
+    packed = pack_codes(w.codes, nb)
     nblk = packed.shape[1]
-    scales = np.repeat(spec.scale.numpy().astype(np.float32), nblk)
-    y = b.node(
-        "MatMulNBits",
-        [x, b.const(packed, spec.name + "_wq4"), b.const(scales, spec.name + "_ws")],
-        spec.name,
-        domain=MS_DOMAIN,
-        K=k,
-        N=n,
-        bits=nb,
-        block_size=BLOCK,
-        accuracy_level=0,
-    )
-    if spec.bias is not None:
-        y = b.node("Add", [y, b.const(spec.bias.numpy().astype(np.float32), spec.name + "_b")], spec.name)
-    return y
+    scales = np.repeat(np.broadcast_to(w.scale.reshape(-1), (n,)).astype(np.float32), nblk)
+    ins = [x, g.add_const(packed, base + "_wq4"), g.add_const(scales, base + "_ws")]
+    attrs = {"K": k, "N": n, "bits": nb, "block_size": BLOCK, "accuracy_level": 0}
+    return g.add("MatMulNBits", ins, base, domain=MS_DOMAIN, **attrs)
