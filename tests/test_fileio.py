@@ -210,3 +210,17 @@ def test_version_1_checkpoints_are_refused_as_older(tmp_path):
     save_file({"a": torch.ones(2)}, str(p), metadata={"format": "lowbit-checkpoint", "version": "1", "meta": "{}"})
     with pytest.raises(CheckpointError, match="written by an older lowbit"):
         load_checkpoint(p)
+
+
+def _w4(**kw):
+    return lb.QuantConfig(weight=lb.quantizers.get("uniform", bits=4), **kw)
+
+
+def test_save_model_refuses_a_frozen_model(tmp_path):
+    m = lb.models.create_model("fcdnn", width=8, depth=2)
+    lb.quantize_(m, _w4())
+    m(torch.randn(4, 2))
+    lb.freeze(m)
+    with pytest.raises(ValueError, match="frozen.*save_packed"):
+        save_model(tmp_path / "m.safetensors", m, "fcdnn", width=8, depth=2)
+    assert not (tmp_path / "m.safetensors").exists()

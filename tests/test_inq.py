@@ -137,3 +137,14 @@ def test_inq_state_survives_state_dict_round_trip():
     assert inq2.stage == 1
     assert torch.equal(m2[2].weight_quant.frozen(), m[2].weight_quant.frozen())
     assert list(inq2) == [0.875, 1.0]  # continues where it stopped
+
+
+def _w4(**kw):
+    return lb.QuantConfig(weight=lb.quantizers.get("uniform", bits=4), **kw)
+
+
+def test_inq_refuses_layers_with_folded_batchnorm():
+    m = lb.models.create_model("vgg_small5")
+    lb.quantize_(m, _w4(fold_bn=True))
+    with pytest.raises(ValueError, match="BatchNorm folded"):
+        lb.INQ(m, bits=5)

@@ -4,6 +4,7 @@ import shutil
 
 import pytest
 
+import lowbit as lb
 from lowbit.cli import main
 
 TINY = """
@@ -138,3 +139,9 @@ def test_resume_from_a_corrupted_checkpoint_is_a_clear_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "CheckpointError: checkpoint" in err and "last.safetensors" in err and "corrupted" in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"lowbit {lb.__version__}"

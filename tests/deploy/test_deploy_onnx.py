@@ -102,3 +102,34 @@ def test_cli_summary_and_export(tmp_path, capsys):
     assert main(["export", str(ck), "--format", "onnx", "--out", str(tmp_path / "x.onnx")]) == 2
     assert main(["summary", str(ck), "--input-shape", "a,b"]) == 2
     assert create_model("fcdnn", width=32, depth=3) is not None
+
+
+def _w4(**kw):
+    return lb.QuantConfig(weight=lb.quantizers.get("uniform", bits=4), **kw)
+
+
+def test_export_keeps_the_callers_mode_and_float_form_needs_a_float_model(tmp_path):
+    pytest.importorskip("onnx")
+    from lowbit.deploy import export_onnx
+
+    m = lb.models.create_model("fcdnn", width=8, depth=2).train()
+    export_onnx(m, tmp_path / "f.onnx", torch.randn(1, 2), form="float")
+    assert m.training
+    lb.quantize_(m, _w4())
+    with pytest.raises(ValueError, match="form='float' needs a float model"):
+        export_onnx(m, tmp_path / "q.onnx", torch.randn(1, 2), form="float")
+
+
+def test_export_of_a_module_lowbit_has_no_writer_for_is_not_refused(tmp_path):
+    """Anything PyTorch's exporter knows exports (the old hand-written writer refused this ResNet's ops)."""
+    pytest.importorskip("onnx")
+    from lowbit.deploy import export_onnx
+    from lowbit.deploy.onnx_check import compare
+
+    m = lb.models.create_model("resnet20", width_mult=0.25)
+    act = {"act": lb.quantizers.get("pact", bits=4, alpha=2.0)}
+    lb.quantize_(m, lb.QuantConfig(weight=lb.quantizers.get("uniform", bits=4), rules={"*qa?": act, "*qra": act}))
+    m(torch.randn(2, 3, 32, 32))
+    lb.freeze(m.eval())
+    x = torch.randn(2, 3, 32, 32)
+    assert compare(m, export_onnx(m, tmp_path / "r.onnx", x, form="qdq"), x).max_abs < 1e-4

@@ -32,6 +32,11 @@ CONFIGS = {
         weight={"name": "uniform", "bits": 2}, act={"name": "pact", "bits": 2}, keep_float=("first", "last")
     ),
 }
+# the zoo also runs the fourth config of its suite (tests/zoo/test_zoo_models.py): LSQ weights and activations
+ZOO_CONFIGS = {
+    **CONFIGS,
+    "LSQ_W4A4": lambda: lb.QuantConfig(weight={"name": "lsq", "bits": 4}, act={"name": "lsq", "bits": 4}),
+}
 # inputs of the registered models that do not take (N, 3, 32, 32) images (as tests/models/test_models_registry.py)
 INPUTS = {
     "fcdnn": (4, 2),
@@ -70,7 +75,7 @@ def _calibrated_bn(model: nn.Module, xs: tuple) -> nn.Module:
 
 def _frozen(model: nn.Module, xs: tuple, config: str) -> nn.Module:
     _calibrated_bn(model, xs)
-    lb.quantize_(model, CONFIGS[config]())
+    lb.quantize_(model, ZOO_CONFIGS[config]())
     lb.calibrate(model, [xs if len(xs) > 1 else xs[0]])
     return freeze(model.eval())
 
@@ -96,10 +101,10 @@ def _check(model: nn.Module, xs: tuple, form: str, path: Path) -> None:
     assert a.within_one_step, a
 
 
-def _params(names):
+def _params(names, configs=CONFIGS):
     out = []
     for name in names:
-        for config in CONFIGS:
+        for config in configs:
             for form in FORMS:
                 marks = [pytest.mark.slow]
                 if (name, config, form) in KNOWN:  # not strict: another CPU's kernels round differently
@@ -114,7 +119,7 @@ def test_registered_model_within_one_output_step(tmp_path, name, config, form):
     _check(model, xs, form, tmp_path / "m.onnx")
 
 
-@pytest.mark.parametrize("name, config, form", _params(ZOO))
+@pytest.mark.parametrize("name, config, form", _params(ZOO, ZOO_CONFIGS))
 def test_zoo_model_within_one_output_step(tmp_path, name, config, form):
     reason = available(ZOO[name])
     if reason:

@@ -9,9 +9,10 @@ import tomllib
 
 import pytest
 import torch
-from support.specs import DIGITS
+from support.specs import DIGITS, SPIRALS_TINY
 
 from lowbit.engine.plan import plan
+from lowbit.engine.run import sweep
 from lowbit.engine.spec import SpecError, parse_spec
 from lowbit.tasks import get_task
 from lowbit.tasks.images import LABEL_SMOOTHING
@@ -21,6 +22,7 @@ def _spec(text: str):
     return parse_spec(tomllib.loads(text), None, "digits.toml")
 
 
+SMALL = SPIRALS_TINY.replace('method = ["float", "W2", "INQ"]', 'method = ["float"]')  # float only
 IMAGE = DIGITS.replace('task = "classification"\n[data]', 'task = "image_classification"\n[data]')
 
 
@@ -94,3 +96,31 @@ def test_label_smoothing_loss_matches_the_formula():
     assert got == pytest.approx(total / 5, rel=1e-6)
     plain = get_task("image_classification_crop_flip").loss(Fixed(), (x, y)).item()
     assert plain != pytest.approx(got)  # the smoothing is applied
+
+
+def test_a_qat_job_is_placed_on_its_training_device_before_it_is_calibrated(tmp_path, monkeypatch):
+    """Calibration and the metrics before retraining run where training will (a paper-scale job on a GPU)."""
+    from lowbit.engine import steps
+
+    events = []
+    real_place, real_quantize = steps.place, steps._Ctx.quantize
+
+    def place(model, device):
+        events.append(("place", device))
+        return real_place(model, device)
+
+    def quantize(self, model):
+        events.append(("quantize", next(model.parameters()).device.type))
+        return real_quantize(self, model)
+
+    monkeypatch.setattr(steps, "place", place)
+    monkeypatch.setattr(steps._Ctx, "quantize", quantize)
+    qat = '[methods.W4]\nkind = "qat"\nparent = "float"\ncalibrate = 64\n'
+    qat += 'quant = { weight = { name = "uniform", bits = 4 } }\n'
+    sweep(
+        _spec(text=SMALL.replace('method = ["float"]', 'method = ["float", "W4"]') + qat),
+        tmp_path / "r",
+        workers=1,
+        progress=False,
+    )
+    assert events == [("place", "cpu"), ("quantize", "cpu")]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import tomllib
 
 import pytest
-from support.specs import DIGITS
+from support.specs import DIGITS, SPIRALS_TINY
 
 from lowbit.engine.plan import plan
 from lowbit.engine.spec import SpecError, parse_spec
@@ -17,6 +17,8 @@ ENSEMBLES = (
     )
     + '[methods.E]\nkind = "ensemble"\nparent = "float"\nmembers = "${members}"\nrotation = "${rotation}"\n'
 )
+
+SMALL = SPIRALS_TINY.replace('method = ["float", "W2", "INQ"]', 'method = ["float"]')  # float only
 
 
 def _spec(text: str, extra: str = ""):
@@ -66,3 +68,9 @@ def test_bad_exclude_is_one_error_naming_the_path(extra, message):
 def test_bad_rotation_names_the_path():
     with pytest.raises(SpecError, match=r"methods\.E\.rotation = 3: expected a whole number 0\.\.2"):
         _spec(ENSEMBLES.replace("rotation = [0, 1, 2]", "rotation = [0, 1, 2, 3]"))
+
+
+def test_an_exclude_that_removes_everything_is_an_error():
+    spec = _spec(SMALL, '[[exclude]]\nmodel = "small"\n')
+    with pytest.raises(SpecError, match="removes every cell"):
+        plan(spec)

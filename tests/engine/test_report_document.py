@@ -3,7 +3,13 @@ and report.html; the inline Markdown the reports write is HTML in report.html, e
 
 from __future__ import annotations
 
+from support.specs import SPIRALS_TINY
+
 from lowbit.engine.report.document import Figure, Report, Section, Table, inline_html
+from lowbit.engine.run import sweep
+from lowbit.engine.spec import parse_spec
+
+SMALL = SPIRALS_TINY.replace('method = ["float", "W2", "INQ"]', 'method = ["float"]')  # float only
 
 
 def _report() -> Report:
@@ -35,3 +41,15 @@ def test_html_renders_inline_markdown_and_escapes_the_rest():
     assert inline_html("a < b & `x<y>` **c**") == "a &lt; b &amp; <code>x&lt;y&gt;</code> <strong>c</strong>"
     assert inline_html("2 * 3 * 4") == "2 * 3 * 4"  # a lone asterisk is not emphasis
     assert inline_html("`**not bold**`") == "<code>**not bold**</code>"
+
+
+def _spec(extra: str = "", text: str = SMALL):
+    import tomllib
+
+    return parse_spec(tomllib.loads(text + extra), None, "edges.toml")
+
+
+def test_a_figure_with_nothing_to_plot_still_gives_a_report(tmp_path):
+    spec = _spec('[[report.figures]]\nmetric = "accuracy"\nx = "seed"\nwhere = { method = "float", seed = 5 }\n')
+    report = sweep(spec, tmp_path / "run", workers=1, progress=False)
+    assert report.is_file() and "accuracy" in report.read_text()

@@ -5,9 +5,11 @@ from __future__ import annotations
 import tomllib
 
 import pytest
-from support.specs import DIGITS
+from support.specs import DIGITS, SPIRALS_TINY
 
 from lowbit.engine.spec import SpecError, load_spec, parse_spec
+
+SMALL = SPIRALS_TINY.replace('method = ["float", "W2", "INQ"]', 'method = ["float"]')  # float only
 
 
 def _raw(text: str = DIGITS) -> dict:
@@ -149,3 +151,19 @@ def test_shipped_study_specs_are_valid_at_every_scale():
     for name, _, scales in study_listing():
         for scale in scales:
             assert load_spec(study_path(name), scale).scale == scale
+
+
+def _spec(extra: str = "", text: str = SMALL):
+    import tomllib
+
+    return parse_spec(tomllib.loads(text + extra), None, "edges.toml")
+
+
+def test_reserved_axis_names_are_refused():
+    with pytest.raises(SpecError, match=r"grid.metric = \[2, 4\]: this name is a column of the result rows"):
+        _spec(text=SMALL.replace("seed = [0]", "seed = [0]\nmetric = [2, 4]"))
+
+
+def test_report_extra_options_are_checked_on_load():
+    with pytest.raises(SpecError, match=r"report.extras.score_vs_axis.figure: unknown key"):
+        _spec("[report.extras.score_vs_axis]\nfigure = {}\n")

@@ -16,8 +16,11 @@ from safetensors.torch import load_file
 from support.specs import SPIRALS_TINY
 
 from lowbit.cli import main
+from lowbit.engine.run import sweep
+from lowbit.engine.spec import parse_spec
 
 HEAVIER = SPIRALS_TINY.replace("subset = 300", "subset = 3000").replace("epochs = 3\n", "epochs = 8\n")
+SMALL = SPIRALS_TINY.replace('method = ["float", "W2", "INQ"]', 'method = ["float"]')  # float only
 
 
 def _snapshot(out: Path) -> tuple[list, dict]:
@@ -107,3 +110,17 @@ def test_kill_a_worker_then_the_sweep_and_resume_bitwise(tmp_path):
     assert not [p for p in out.rglob(".*") if p.is_file() and p.name != ".lowbit.lock"]  # no stale temp file
     with sqlite3.connect(out / "results.sqlite") as db:
         assert db.execute("SELECT count(*) FROM failures").fetchone()[0] == 0  # retried and finished
+
+
+def _spec(extra: str = "", text: str = SMALL):
+    import tomllib
+
+    return parse_spec(tomllib.loads(text + extra), None, "edges.toml")
+
+
+def test_resume_accepts_a_changed_report_section_but_not_a_changed_recipe(tmp_path):
+    sweep(_spec(), tmp_path / "run", workers=1, progress=False)
+    extra = '[[report.tables]]\nrows = "model"\ncolumns = "method"\nvalue = "accuracy"\n'
+    assert sweep(_spec(extra), tmp_path / "run", resume=True, workers=1, progress=False).is_file()
+    with pytest.raises(ValueError, match="first difference: train.epochs"):
+        sweep(_spec(text=SMALL.replace("epochs = 3\n", "epochs = 4\n")), tmp_path / "run", resume=True, workers=1)

@@ -290,3 +290,19 @@ def test_uniform_weight_fast_path_equals_straightforward(bits):
     g = torch.randn(64, 33)
     y.backward(g)
     assert torch.equal(w.grad, g)  # identity STE
+
+
+@pytest.mark.parametrize("signed", [True, False])
+def test_uniform_on_an_empty_tensor(signed):
+    assert lb.quantizers.get("uniform", bits=2, signed=signed)(torch.empty(0)).shape == (0,)
+
+
+def test_ttq_official_scales_survive_recalibration():
+    q = lb.quantizers.get("ttq")
+    w = torch.randn(16, 8)
+    q.calibrate(w)
+    with torch.no_grad():
+        q.wp.fill_(0.07)
+        q.wn.fill_(0.05)
+    q.calibrate(w)
+    assert q.wp.item() == pytest.approx(0.07) and q.wn.item() == pytest.approx(0.05)

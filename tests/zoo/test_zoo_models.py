@@ -9,7 +9,8 @@ and last layer float) and LSQ W4A4. For every cell:
 - PyTorch's fast paths never run: eval under ``no_grad`` gives the outputs of eval with autograd on;
 - ``freeze`` and a packed ``.lowbit`` round trip give the fake-quantized model's outputs exactly;
 - (slow) ``torch.compile`` traces the training forward + loss without a graph break;
-- (slow) the ONNX graph equals the simulated model in each form (``test_zoo_onnx.py``).
+- (slow) the ONNX graph equals the simulated model in each form: tests/deploy/test_deploy_onnx_agreement.py runs
+  every zoo model (and every registered model) at W8A8, W4 and W2A2 in qdq, qop and integer.
 
 The CNNs with millions of weights are marked slow; the small transformers, the LSTM and the layer bag run in the
 fast tier. Inputs are small (batch 4, 32x32 images or 12 tokens).
