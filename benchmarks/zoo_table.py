@@ -78,9 +78,8 @@ def step_ratio(qmodel: torch.nn.Module, fmodel: torch.nn.Module, x: tuple) -> fl
 
 
 def onnx_agreement(model: torch.nn.Module, x: tuple) -> dict[str, str]:
-    from lowbit.deploy.onnx_check import compare
-
     from lowbit.deploy import export_onnx
+    from lowbit.deploy.onnx_check import compare
 
     out = {}
     model = lb.freeze(copy.deepcopy(model)).eval()  # what is shipped: compare() reads the frozen model
