@@ -18,7 +18,7 @@ PKG = SRC / "lowbit"
 
 # Lower layers first; a module may import its own layer and the layers before it (DESIGN: the layering).
 LAYERS = [
-    {"registry", "arguments", "extras", "fileio", "tomlio", "progress", "runlock"},
+    {"registry", "arguments", "extras", "fileio", "tomlio", "progress", "runlock", "limits"},
     {"quantizers"},
     {"nn"},
     {"config", "api", "inq", "metrics", "models", "data", "calibration", "coverage", "finite"},

@@ -17,6 +17,7 @@ from .api import quantization_map, quantize_
 from .config import LayerRule, QuantConfig
 from .finite import require_finite
 from .models import create_model
+from .models.size import check_saved_model
 from .train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 
@@ -84,6 +85,7 @@ def load_model(path: str | Path, builder: Callable[..., nn.Module] | None = None
             "itself: pass the function, load_model(path, builder=fn)"
         )
     else:
+        check_saved_model(name, kwargs, repr(str(path)))  # sized on the meta device first: the file says how big
         model = create_model(name, **kwargs)
     model = apply_quantization_map(model, meta["quantization"])
     state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}

@@ -202,9 +202,12 @@ def load_packed(path: str | Path, model: nn.Module | None = None) -> nn.Module:
     rebuilds it from the model registry name the file records.
     """
     from ..models import create_model
+    from ..models.size import check_saved_model
     from ..serialize import apply_quantization_map
 
     tensors, meta = read_packed(path)
+    if model is None and isinstance(meta.get("model"), dict):  # sized on the meta device first: the file says how big
+        check_saved_model(meta["model"].get("name"), meta["model"].get("kwargs", {}), repr(str(path)))
     try:
         if model is None:
             if not meta.get("model"):

@@ -18,7 +18,7 @@ def digest(fields: tuple, names: list[str]) -> str:
     return hashlib.sha256(json.dumps([list(fields), sorted(names)], default=repr).encode()).hexdigest()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a report may hold 10⁶ of them (docs/reliability.md, Bounded resources)
 class Row:
     job_id: str
     metric: str

@@ -36,6 +36,7 @@ from ..progress import progress_bar
 from ..runlock import RunLock
 from .backends import JobFailed, check_backend, make_backend
 from .backends.local import refuse_in_spawned_import
+from .bounds import check_model_fits
 from .entries import entry_label
 from .models import check_fit, model_data
 from .plan import Job, axes_label, plan
@@ -85,6 +86,7 @@ def preflight(spec: Spec, jobs: list[Job], timing: bool = True) -> dict[str, flo
         if label in spec.grid["model"]:
             data = model_data(spec.data, cfg)
             flat = spec.data.get("flatten") is True
+            check_model_fits(label, cfg, data.info)  # its size on the meta device, within the limits (bounds.py)
             model = built[label] = check_fit(label, cfg, data, entry_label(spec.data), flat)  # built once, used below
             x = data.train[0][0]
             costs[label] = (

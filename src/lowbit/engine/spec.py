@@ -66,6 +66,7 @@ from typing import Any
 
 from .. import tomlio
 from .axes import CORE_AXES, axis_refs, substitute
+from .bounds import check_file_size
 from .speccheck import SpecError, check_spec
 from .usercode import add_search_dirs, named_code
 
@@ -201,6 +202,7 @@ def read_spec_file(path: str | Path, what: str = "spec file") -> dict:
         raise IsADirectoryError(f"{what} {str(path)!r} is a directory; expected a TOML file (e.g. my-study.toml)")
     if not path.is_file():
         raise FileNotFoundError(f"{what} {str(path)!r} does not exist")
+    check_file_size(path, "spec_bytes", what)  # parsed whole: within the local limit (bounds.py)
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:

@@ -40,6 +40,7 @@ def check_spec(raw: dict, source: str, code: bool = True) -> None:
     from ..data.sets import DATASETS
     from ..models import MODELS
     from ..tasks import TASKS
+    from .bounds import check_bounds
     from .entries import MODEL_ENGINE_KEYS, check_entry, check_plugin_names, import_plugins, unsubstituted
     from .report.extras import EXTRAS
     from .usercode import already_imported, named_code
@@ -66,6 +67,7 @@ def check_spec(raw: dict, source: str, code: bool = True) -> None:
     if hit:
         c.fail(hit[0], hit[1], "not substituted here: grid axes are referred to only inside [methods.*]")
     grid = _check_grid(c, raw)
+    check_bounds(c, raw, code)  # sizes within the local limits (bounds.py), before the methods' per-cell checks
     if "train" in raw:
         c.train("train", raw["train"])
     check_methods(c, raw, grid)

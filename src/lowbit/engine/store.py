@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from ..fileio import DiskFullError, is_disk_full
+from ..limits import LimitExceeded
+from .bounds import StoreBudget, check_store
 from .rows import FailedJob, Row, digest
 
 STORE_NAME = "results.sqlite"
@@ -112,6 +114,7 @@ class Store:
             tables = _tables(self._db) if size else set()
             if size:
                 _check_tables(self.path, tables)
+                check_store(self.path, self._db, tables)  # reading holds every row: within the limits (bounds.py)
             if create:  # a store opened to read (create=False) is not written, not even its schema
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute(_SCHEMA)
@@ -124,7 +127,7 @@ class Store:
             if is_disk_full(e):
                 raise DiskFullError(self.path) from None
             raise StoreError(f"{str(self.path)!r} cannot be opened as a result store: {e}") from None
-        except StoreError:
+        except (StoreError, LimitExceeded):
             self._db.close()
             raise
 
@@ -206,7 +209,9 @@ class Store:
         except (sqlite3.DatabaseError, UnicodeDecodeError) as e:
             raise StoreError(f"{str(self.path)!r} cannot be read as a result store: {e}") from None
         out = []
+        budget = StoreBudget(self.path)  # what the rows hold, within the local limit (bounds.py)
         for r in raw:
+            budget.add((r[0], r[1], r[4], r[5], r[7], r[8]), (r[2], r[3]))
             try:
                 ok = r[10] == digest(tuple(r[:10]), [])
                 job = FailedJob(r[0], r[1], json.loads(r[2]), json.loads(r[3]), r[4], r[5], r[6], r[7], r[8])
@@ -244,32 +249,52 @@ class Store:
         return out
 
     def _checked_rows(self) -> list[Row]:
+        """Every row, checksums checked. Memory (docs/reliability.md, Bounded resources): the rows are streamed
+        from SQLite, not fetched at once, and the rows of one job (written together, so read one after another)
+        share one parsed axes and config object and one copy of their strings: a job's config JSON is parsed once,
+        not once per metric. Measured by benchmarks/store_memory.py."""
+        seen: dict[str, str] = {}  # one copy of each metric name
         try:
-            raw = self._db.execute(
+            names: dict[str, list[str]] = {}  # a checksum covers the names of every metric of its job
+            for job_id, metric in self._db.execute("SELECT job_id, metric FROM results ORDER BY rowid"):
+                names.setdefault(job_id, []).append(seen.setdefault(metric, metric))
+            out: list[Row] = []
+            last: tuple = ()  # the previous row, raw and read: the next row of its job shares what they have alike
+            budget = StoreBudget(self.path)  # what the rows hold, within the local limit (bounds.py)
+            cursor = self._db.execute(
                 "SELECT job_id, metric, value, axes, config, code_version, wall_s, model_path, finished, digest "
                 "FROM results ORDER BY rowid"
-            ).fetchall()
+            )
+            for r in cursor:
+                out.append(self._checked_row(r, names, last, seen))
+                shared = last and out[-1].config is last[1].config
+                budget.add(() if shared else (r[0], r[5], r[7]), () if shared else (r[3], r[4]))
+                last = (r, out[-1])
         except (sqlite3.DatabaseError, UnicodeDecodeError) as e:
             raise StoreError(f"{str(self.path)!r} cannot be read as a result store: {e}") from None
-        names: dict[str, list[str]] = {}
-        for r in raw:
-            names.setdefault(r[0], []).append(r[1])
-        out = []
-        for r in raw:
-            try:
-                ok = r[9] == digest(tuple(r[:9]), names[r[0]])
-            except (TypeError, ValueError):  # a field that is no longer text or a number
-                ok = False
-            if not ok:
-                raise StoreError(
-                    f"{str(self.path)!r} is corrupted: the row of job {r[0]!r} metric {r[1]!r} fails its checksum "
-                    "(altered, or its job lost a row)"
-                )
-            try:
-                out.append(Row(r[0], r[1], r[2], json.loads(r[3]), json.loads(r[4]), r[5], r[6], r[7]))
-            except (TypeError, ValueError) as e:
-                raise StoreError(f"{str(self.path)!r} is corrupted: job {r[0]!r}: {e}") from None
         return out
+
+    def _checked_row(self, r: tuple, names: dict[str, list[str]], last: tuple, seen: dict[str, str]) -> Row:
+        """One raw row -> a ``Row``, its checksum checked; ``last``: (raw, Row) of the row read before it; ``seen``:
+        the metric names read so far (one copy of each)."""
+        try:
+            ok = r[9] == digest(tuple(r[:9]), names[r[0]])
+        except (TypeError, ValueError):  # a field that is no longer text or a number
+            ok = False
+        if not ok:
+            raise StoreError(
+                f"{str(self.path)!r} is corrupted: the row of job {r[0]!r} metric {r[1]!r} fails its checksum "
+                "(altered, or its job lost a row)"
+            )
+        if last and last[0][0] == r[0] and last[0][3:6] == r[3:6] and last[0][7] == r[7]:
+            p = last[1]  # same job, same axes, config, code version and model: share them (no Row is mutated)
+            return Row(
+                p.job_id, seen.setdefault(r[1], r[1]), r[2], p.axes, p.config, p.code_version, r[6], p.model_path
+            )
+        try:
+            return Row(r[0], seen.setdefault(r[1], r[1]), r[2], json.loads(r[3]), json.loads(r[4]), r[5], r[6], r[7])
+        except (TypeError, ValueError) as e:
+            raise StoreError(f"{str(self.path)!r} is corrupted: job {r[0]!r}: {e}") from None
 
 
 def _tables(db: sqlite3.Connection) -> set[str]:

@@ -11,6 +11,7 @@ from typing import Literal
 
 from ...arguments import Count
 from . import Data, flatten_images, register_dataset
+from .sizes import F32, DataSizes, image_set_sizes
 
 IMAGES = dict(gives="(N, C, H, W) images", targets="class labels", task="image_classification*, classification")
 
@@ -36,7 +37,7 @@ def _images(
     return flatten_images(data) if flatten else data
 
 
-@register_dataset("fashion_mnist", **IMAGES)
+@register_dataset("fashion_mnist", sizes=lambda a: image_set_sizes(60_000, 10_000, 1, 28, 10, a), **IMAGES)
 def fashion_mnist(
     root: str = "",
     subset: Count = 0,
@@ -69,7 +70,7 @@ def idx(
     return _images(f"idx {root}", tr, te, subset, test_subset, flatten, seed, validation)
 
 
-@register_dataset("cifar10", **IMAGES)
+@register_dataset("cifar10", sizes=lambda a: image_set_sizes(50_000, 10_000, 3, 32, 10, a), **IMAGES)
 def cifar10(
     root: str,
     subset: Count = 0,
@@ -85,7 +86,11 @@ def cifar10(
     return _images("CIFAR-10", tr, te, subset, test_subset, flatten, seed, validation)
 
 
-@register_dataset("cifar100", **IMAGES)
+def _cifar100_sizes(a: dict) -> DataSizes:
+    return image_set_sizes(50_000, 10_000, 3, 32, 100 if a["label"] == "fine" else 20, a)
+
+
+@register_dataset("cifar100", sizes=_cifar100_sizes, **IMAGES)
 def cifar100(
     root: str,
     label: Literal["fine", "coarse"] = "fine",
@@ -102,7 +107,7 @@ def cifar100(
     return _images("CIFAR-100", tr, te, subset, test_subset, flatten, seed, validation)
 
 
-@register_dataset("cifar10_jpeg", **IMAGES)
+@register_dataset("cifar10_jpeg", sizes=lambda a: image_set_sizes(50_000, 10_000, 3, 32, 10, a), **IMAGES)
 def cifar10_jpeg(
     archive: str = "",
     subset: Count = 0,
@@ -119,7 +124,16 @@ def cifar10_jpeg(
     return _images("CIFAR-10 (JPEG)", tr, te, subset, test_subset, flatten, seed, validation)
 
 
-@register_dataset("image_folder", **IMAGES)
+def _folder_sizes(a: dict) -> DataSizes:
+    """Resized to size x size when given: one image per split at least (the number of classes is the folders')."""
+    if not a["size"]:
+        return DataSizes({"in_channels": a["channels"]})
+    item = a["channels"] * a["size"] ** 2
+    info = {"in_features": item} if a["flatten"] else {"in_channels": a["channels"], "input_size": a["size"]}
+    return DataSizes(info, item * F32, ("size",), 2 * item * (1 + F32), ("size",))
+
+
+@register_dataset("image_folder", sizes=_folder_sizes, **IMAGES)
 def image_folder(
     root: str,
     size: Count = 0,

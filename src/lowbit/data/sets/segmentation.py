@@ -15,6 +15,7 @@ from torch.utils.data import TensorDataset
 
 from ...arguments import Count, Positive
 from . import Data, register_dataset
+from .sizes import DataSizes, tiled_sizes
 
 
 class SegmentationSet(TensorDataset):
@@ -29,7 +30,12 @@ class SegmentationSet(TensorDataset):
 SEGMENTATION = dict(gives="(N, C, H, W) images", targets="(N, H, W) masks in {0, 1}", task="segmentation")
 
 
-@register_dataset("isbi2012", **SEGMENTATION)
+def _isbi_sizes(a: dict) -> DataSizes:  # 20 training and 10 test images of 512 x 512 pixels, read at full size
+    side = 512 // a["downsample"]
+    return tiled_sizes(20, 10, 1, max(side, 1), a["tile"], a["tiles_per_image"], ("downsample",))
+
+
+@register_dataset("isbi2012", sizes=_isbi_sizes, **SEGMENTATION)
 def isbi2012(
     root: str = "", downsample: Positive = 1, tile: Positive = 64, tiles_per_image: Positive = 16, seed: Count = 0
 ) -> Data:
@@ -52,7 +58,12 @@ def _resize(images: list[torch.Tensor], masks: list[torch.Tensor], size: int) ->
     return x, y.long()
 
 
-@register_dataset("glas", **SEGMENTATION)
+def _glas_sizes(a: dict) -> DataSizes:  # 85 training images; testA 60, testB 20 (all resized to size x size)
+    n_test = 60 if a["test_part"] == "testA" else 20
+    return tiled_sizes(85, n_test, 3, a["size"], a["tile"], a["tiles_per_image"], ("size",))
+
+
+@register_dataset("glas", sizes=_glas_sizes, **SEGMENTATION)
 def glas(
     root: str = "",
     size: Positive = 256,
@@ -81,7 +92,12 @@ def glas(
     return Data(tiles, SegmentationSet(test.images, test.masks, 1), {"in_channels": 3}, desc)
 
 
-@register_dataset("segmentation_folder", **SEGMENTATION)
+def _folder_sizes(a: dict) -> DataSizes:
+    """One training and one test image at least (size x size when given, else only the tiles are known)."""
+    return tiled_sizes(1, 1, a["channels"], a["size"], a["tile"], a["tiles_per_image"], ("size",))
+
+
+@register_dataset("segmentation_folder", sizes=_folder_sizes, **SEGMENTATION)
 def segmentation_folder(
     root: str,
     channels: Literal[1, 3] = 3,

@@ -8,12 +8,14 @@ greedy-decoded tokens into the error rate of the set (spec §7.3). Features: log
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import torch
 from torch.utils.data import Dataset
 
 from ...arguments import Count, Positive, PositiveNumber
 from . import Data, register_dataset
+from .sizes import DataSizes, sequence_sizes
 
 TIMIT_TEST_SPEAKERS = ("dr8-fbcg1", "dr8-mbcg0")
 
@@ -41,7 +43,15 @@ def _features(n_features: int, hop_ms: float, context: int):
 SPEECH = dict(gives="(N, T, D) sequences (T varies)", task="ctc")
 
 
-@register_dataset("fsdd_digits", targets="digit-word token sequences", **SPEECH)
+def _fsdd_sizes(a: dict) -> DataSizes:
+    """Utterances of 1-7 digits (under 1 s each) joined by 50-250 ms gaps: ~2.5 s on average, 9 s at most;
+    11 tokens (blank + ten digit words, ``lowbit.data.fsdd.VOCAB``)."""
+    n = a["n_train"] + a["n_test"]
+    s = sequence_sizes(n, 2.5, 9.0, a["n_features"], a["hop_ms"], a["context"], 11)
+    return replace(s, total_keys=("n_train", "n_test", *s.total_keys))
+
+
+@register_dataset("fsdd_digits", targets="digit-word token sequences", sizes=_fsdd_sizes, **SPEECH)
 def fsdd_digits(
     n_train: Positive = 320,
     n_test: Positive = 200,
@@ -68,7 +78,12 @@ def fsdd_digits(
     return Data(train, Utterances(te.items, score), info, desc)
 
 
-@register_dataset("timit_sample", targets="phone sequences", **SPEECH)
+def _timit_sizes(a: dict) -> DataSizes:
+    """160 sentences of ~3 s (8 s at most); 61 labels (60 phones + blank, ``lowbit.data.timit.TRAIN_PHONES``)."""
+    return sequence_sizes(160, 3.0, 8.0, a["n_features"], a["hop_ms"], a["context"], 61)
+
+
+@register_dataset("timit_sample", targets="phone sequences", sizes=_timit_sizes, **SPEECH)
 def timit_sample(
     root: str = "",
     n_features: Positive = 26,

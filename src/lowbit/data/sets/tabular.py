@@ -10,6 +10,7 @@ from torch.utils.data import TensorDataset
 from ...arguments import Count, Fraction, Positive
 from ...extras import require
 from . import Data, register_dataset
+from .sizes import F32, I64, DataSizes
 
 
 def _take(train: TensorDataset, n: int, seed: int) -> TensorDataset:
@@ -19,7 +20,15 @@ def _take(train: TensorDataset, n: int, seed: int) -> TensorDataset:
     return TensorDataset(*(t[idx] for t in train.tensors))
 
 
-@register_dataset("spirals", gives="(N, 2) points", targets="class labels (2)", task="classification")
+def _spirals_sizes(a: dict) -> DataSizes:
+    """20,000 training points (a subset is drawn from them) and a test grid of test_resolution² points."""
+    points = 20_000 + a["test_resolution"] ** 2
+    return DataSizes({"in_features": 2, "num_classes": 2}, 2 * F32, (), points * (2 * F32 + I64), ("test_resolution",))
+
+
+@register_dataset(
+    "spirals", gives="(N, 2) points", targets="class labels (2)", task="classification", sizes=_spirals_sizes
+)
 def spirals(
     noise: Literal["std", "literal"] = "std", subset: Count = 0, test_resolution: Positive = 201, seed: Count = 0
 ) -> Data:
@@ -31,7 +40,13 @@ def spirals(
     return Data(train, sp.test_set(test_resolution), {"in_features": 2, "num_classes": 2}, desc)
 
 
-@register_dataset("digits", gives="(N, 64) vectors", targets="class labels (10)", task="classification")
+def _digits_sizes(a: dict) -> DataSizes:
+    return DataSizes({"in_features": 64, "num_classes": 10}, 64 * F32, (), 1797 * (64 * F32 + I64), ())
+
+
+@register_dataset(
+    "digits", gives="(N, 64) vectors", targets="class labels (10)", task="classification", sizes=_digits_sizes
+)
 def digits(test_fraction: Fraction = 0.25, seed: Count = 0, subset: Count = 0) -> Data:
     """scikit-learn's bundled 8x8 digits (1,797 images), flattened to 64 features in [0, 1]."""
     load_digits = require("sklearn.datasets", "data set 'digits'").load_digits

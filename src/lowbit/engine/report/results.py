@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..bounds import check_file_size
 from ..entries import entry_label
 from ..plan import plan
 from ..spec import CORE_AXES, Spec, parse_spec
@@ -81,6 +82,7 @@ class RunResults:
         spec_path = self.out / "spec.toml"
         if not spec_path.is_file():
             raise FileNotFoundError(f"{str(self.out)!r} is not a run folder (no spec.toml in it)")
+        check_file_size(spec_path, "spec_bytes", "stored spec")  # parsed whole: within the local limit
         try:
             raw = tomllib.loads(spec_path.read_text())
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
