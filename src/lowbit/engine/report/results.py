@@ -93,6 +93,7 @@ class RunResults:
         else:
             self.imported = []
         self.trusted = trust_code or (isinstance(raw, dict) and already_imported(raw))
+        self._positions: dict[str, dict] = {}  # axis -> {value: position in the spec's list} (order())
         self.spec = parse_spec(raw, None, str(spec_path), code=trust_code)
         self.jobs: dict[str, JobResult] = {}
         if (self.out / STORE_NAME).is_file():
@@ -181,6 +182,20 @@ class RunResults:
     def order(self, axis: str, value: Any) -> tuple[int, str]:
         """Sort key: the position of ``value`` in the spec's axis list (absent values first)."""
         values = self.spec.grid.get(axis, [])
+        try:  # positions looked up in a dict built once per axis: list.index per row is quadratic on large stores
+            pos = self._positions[axis]
+        except KeyError:
+            pos = self._positions[axis] = {}
+            for i, v in enumerate(values):
+                try:
+                    pos.setdefault(v, i + 1)
+                except TypeError:  # an unhashable axis value (a table): found by the scan below
+                    pass
+        try:
+            if value in pos:
+                return (pos[value], str(value))
+        except TypeError:
+            pass
         return (values.index(value) + 1 if value in values else 0, str(value))
 
     def key_label(self, axes: tuple[str, ...], key: tuple) -> str:
