@@ -32,8 +32,10 @@ def _run(args: argparse.Namespace) -> int:
     if (args.run_dir / "spec.toml").is_file():
         from .. import tomlio
         from ..engine.report import build_report
+        from ..engine.safepath import check_run_folder
         from ..engine.usercode import named_code
 
+        check_run_folder(args.run_dir)  # before reading spec.toml: no link in the folder leads out of it
         if args.trust_code:
             modules = named_code(tomlio.load(args.run_dir / "spec.toml"))
             print(f"importing the spec's code: {', '.join(modules)}" if modules else "the spec names no code")

@@ -41,6 +41,7 @@ from .models import check_fit, model_data
 from .plan import Job, axes_label, plan
 from .reuse import check_sources, reuse_finished
 from .rows import FAILED, NOT_RUN, FailedJob
+from .safepath import check_run_folder
 from .spec import Spec, first_difference
 from .steps import run_job
 from .store import STORE_NAME, Store, blank_store
@@ -283,6 +284,7 @@ def sweep(
     check_backend(backend, workers)  # before anything is written
     check_sources(out, [Path(r) for r in reuse])
     costs = preflight(spec, jobs)
+    check_run_folder(out)  # a folder to resume may come from elsewhere: no link in it may lead out of it
     with RunLock(out):
         start_run(out, spec, resume)
         with Store(out) as store:

@@ -10,6 +10,9 @@ going), so tables can show their cells as missing rather than leave them out. ``
 axis values; ``key_label`` names a pivot key the way tables and figures print it; ``caption_facts`` says what a
 figure is made of (data set, models, methods, bits, seeds, number of runs), as docs/architecture.md asks of every
 figure.
+
+Paths (``safepath.py``): a run folder holding a link that leads out of it is refused when it is read, and
+``figure_path`` / ``job_dir`` / ``load_model`` give only paths inside it.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any
 
 from ..entries import entry_label
 from ..plan import plan
+from ..safepath import check_run_folder, inside, plain
 from ..spec import CORE_AXES, Spec, parse_spec
 from ..store import STORE_NAME, Store
 from ..usercode import add_search_dirs, already_imported, named_code, require_trusted
@@ -81,6 +85,7 @@ class RunResults:
         spec_path = self.out / "spec.toml"
         if not spec_path.is_file():
             raise FileNotFoundError(f"{str(self.out)!r} is not a run folder (no spec.toml in it)")
+        check_run_folder(self.out)  # a folder from elsewhere: no link in it leads out of it (safepath.py)
         try:
             raw = tomllib.loads(spec_path.read_text())
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
@@ -145,7 +150,20 @@ class RunResults:
         cfg = job.config["model"]
         if "target" in cfg or cfg.get("name") not in MODELS:
             self.require_code(f"the model {entry_label(cfg)!r}")
-        return load_model(self.out / job.model_path, model_builder_of(cfg) if "target" in cfg else None)[0]
+        path = inside(self.out, job.model_path)  # the store checked the name; this follows the links (safepath.py)
+        return load_model(path, model_builder_of(cfg) if "target" in cfg else None)[0]
+
+    def job_dir(self, job: JobResult) -> Path:
+        """``jobs/<id>`` of a finished job (``OutsideRunFolder`` for an id that is not a plain name, or a folder
+        that leads out of the run folder)."""
+        return inside(self.out, Path("jobs") / plain(job.id, "job id"))
+
+    def figure_path(self, name: str) -> Path:
+        """``figures/<name>.png``, where an extra writes a figure: ``name`` must be a plain file name and the path
+        must stay inside the run folder (links followed), else ``OutsideRunFolder``; the folder is created."""
+        path = inside(self.out, Path("figures") / f"{plain(name)}.png")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
 
     def select(self, where: dict[str, Any] | None = None, metric: str | None = None) -> list[JobResult]:
         def ok(value, want):  # a list in ``where`` accepts any of its values
