@@ -33,7 +33,8 @@ class RunLock:
         import fcntl
 
         self.folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)  # not inherited by exec'd children
+        # O_CLOEXEC: not inherited by exec'd children; O_NOFOLLOW: a link in the folder's place is not followed
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

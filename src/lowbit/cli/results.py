@@ -89,8 +89,10 @@ def _failed_note(failed: list[dict[str, Any]], run_dir: Path) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ..engine.safepath import check_run_folder
     from ..engine.store import Store
 
+    check_run_folder(args.run_dir)  # a folder from elsewhere: no link in it leads out of it
     with Store(args.run_dir, create=False) as store:
         results = [r.flat() for r in store.rows()]
         failed = [{**f.flat(), "traceback": f.detail} for f in store.failures()]

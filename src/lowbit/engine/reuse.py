@@ -9,7 +9,8 @@ finished study — more seeds, another width — without re-running what is alre
 
 Rows are copied byte for byte (code version, wall time, finish time, digest), so the store still says which code
 produced each result; the job's folder (its model, which a child job may need) is copied with it. A job whose
-model file is missing in the source is not taken: it runs here.
+model file is missing in the source is not taken: it runs here. A source folder holding a symbolic link that leads
+out of it is refused (the copy follows links: it would copy what lies outside; ``safepath.py``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import shutil
 from pathlib import Path
 
 from .plan import Job
+from .safepath import check_run_folder, inside
 from .store import STORE_NAME, Store
 
 _TMP = ".reuse-"  # jobs/.reuse-<id>.tmp: a copy under way (removed if a kill left it)
@@ -29,12 +31,14 @@ def _same(a: object, b: object) -> bool:
 
 
 def check_sources(out: Path, sources: list[Path]) -> None:
-    """Raise ValueError for a source that is not a run folder or is ``out`` itself (before anything is written)."""
+    """Raise ValueError for a source that is not a run folder, is ``out`` itself or holds a link that leads out of
+    it (before anything is written)."""
     for src in sources:
         if not (Path(src) / STORE_NAME).is_file():
             raise ValueError(f"--reuse {str(src)!r}: not a run folder (no {STORE_NAME} in it)")
         if Path(src).resolve() == Path(out).resolve():
             raise ValueError(f"--reuse {str(src)!r} is the run folder itself; name another run folder")
+        check_run_folder(src, "--reuse")  # its links are followed when its jobs are copied: none may lead out
 
 
 def reusable(jobs: list[Job], src: Path, source: Store) -> list[Job]:
@@ -48,7 +52,7 @@ def reusable(jobs: list[Job], src: Path, source: Store) -> list[Job]:
         r = rows.get(j.id)
         if r is None or not (_same(r.config, j.config) and _same(r.axes, j.axes)):
             continue
-        if r.model_path is not None and not (src / r.model_path).is_file():
+        if r.model_path is not None and not inside(src, r.model_path, "--reuse").is_file():
             continue  # train it again rather than take a result without its model
         out.append(j)
     return out
@@ -66,7 +70,7 @@ def reuse_finished(jobs: list[Job], out: Path, store: Store, sources: list[Path]
         with Store(src, create=False) as source:
             done = store.done()
             for j in reusable([j for j in jobs if j.id not in done], src, source):
-                job_dir = src / "jobs" / j.id
+                job_dir = inside(src, Path("jobs") / j.id, "--reuse")  # checked again where it is read
                 if job_dir.is_dir():
                     tmp = out / "jobs" / f"{_TMP}{j.id}.tmp"
                     shutil.copytree(job_dir, tmp)

@@ -42,6 +42,7 @@ from .models import check_fit, model_data
 from .plan import Job, axes_label, plan
 from .reuse import check_sources, reuse_finished
 from .rows import FAILED, NOT_RUN, FailedJob
+from .safepath import check_run_folder
 from .spec import Spec, first_difference
 from .steps import run_job
 from .store import STORE_NAME, Store, blank_store
@@ -285,6 +286,7 @@ def sweep(
     check_backend(backend, workers)  # before anything is written
     check_sources(out, [Path(r) for r in reuse])
     costs = preflight(spec, jobs)
+    check_run_folder(out)  # a folder to resume may come from elsewhere: no link in it may lead out of it
     with RunLock(out):
         start_run(out, spec, resume)
         with Store(out) as store:
@@ -293,7 +295,7 @@ def sweep(
             store.forget_failures({j.id for j in jobs})  # of a spec no longer in this folder (it held no results)
             run_jobs(jobs, out, store, backend, workers, progress, costs)
             failures = store.failures()
-        report = build_report(out)
+        report = build_report(out, trust_data=True)  # the data this sweep just trained on
         if failures:
             raise JobsFailed(report, failures, len(jobs))
         return report

@@ -11,6 +11,7 @@ from typing import Any
 
 from .checker import Checker, SpecError, table
 from .methodcheck import check_axes_used, check_methods
+from .safepath import check_extra_names, check_name
 
 TOP_KEYS = (
     "name",
@@ -52,6 +53,7 @@ def check_spec(raw: dict, source: str, code: bool = True) -> None:
             raise SpecError(f"{source}: {k}: missing; a spec needs {', '.join(('name', 'data', 'grid', 'models'))}")
     if not isinstance(raw["name"], str) or not raw["name"]:
         c.fail("name", raw["name"], "expected a non-empty string")
+    check_name(c, "name", raw["name"], "study name (it names the default run folder runs/NAME)")
     if code:
         import_plugins(c, raw.get("plugins", []))
     else:
@@ -167,6 +169,8 @@ def _check_report(
             c.name_in(f"{p}.metric", f["metric"], metrics, "metric")
         if "lines" in f:
             _axis_list(c, f"{p}.lines", f["lines"], grid)
+        if "file" in f:  # figures/<file>.png: a plain name, inside the run folder (safepath.py)
+            check_name(c, f"{p}.file", f["file"])
         for a in f.get("where", {}):
             c.name_in(f"{p}.where", a, list(grid), "grid axis")
     for name, opts in table(c, rep.get("extras", {}), "report.extras").items():
@@ -176,6 +180,7 @@ def _check_report(
         table(c, opts, f"report.extras.{name}")
         # the extra's options are its keyword arguments: checked now, not after every job has trained
         c.call_args(f"report.extras.{name}", get_extra(name), opts)
+        check_extra_names(c, f"report.extras.{name}", get_extra(name), opts)  # the figure names it writes
         check = getattr(get_extra(name), "check_options", None)  # an extra's own option checks (it may have none)
         if check is not None:
             try:

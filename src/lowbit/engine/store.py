@@ -34,6 +34,7 @@ from ..fileio import DiskFullError, is_disk_full
 from ..limits import LimitExceeded
 from .bounds import StoreBudget, check_store
 from .rows import FailedJob, Row, digest
+from .safepath import model_path_problem, shown
 
 STORE_NAME = "results.sqlite"
 _SCHEMA = """
@@ -244,6 +245,7 @@ class Store:
         Values compare as text, so ``--where bits=2`` matches the number 2.
         """
         out = self._checked_rows()
+        _check_model_paths(self.path, out)
         for key, want in (where or {}).items():
             out = [r for r in out if str(_field(r, key)) == str(want)]
         return out
@@ -295,6 +297,15 @@ class Store:
             return Row(r[0], seen.setdefault(r[1], r[1]), r[2], json.loads(r[3]), json.loads(r[4]), r[5], r[6], r[7])
         except (TypeError, ValueError) as e:
             raise StoreError(f"{str(self.path)!r} is corrupted: job {r[0]!r}: {e}") from None
+
+
+def _check_model_paths(path: Path, rows: list[Row]) -> None:
+    """A row's ``model_path`` is read relative to the run folder: one that leads out of it (absolute, ``..``) is
+    refused even under a valid checksum (anyone can compute one: it guards against damage, not intent)."""
+    for r in rows:
+        problem = model_path_problem(r.model_path)
+        if problem:
+            raise StoreError(f"{str(path)!r}: job {r.job_id!r} model_path = {shown(r.model_path)}: {problem}")
 
 
 def _tables(db: sqlite3.Connection) -> set[str]:

@@ -30,6 +30,14 @@ from typing import Any
 class UntrustedCode(RuntimeError):
     """Something needs a module the spec names, and reading this run was not allowed to import it."""
 
+    flag = "--trust-code"  # what `lowbit report` takes to allow it
+
+
+class UntrustedData(UntrustedCode):
+    """Something needs files a stored spec names outside the run folder, and reading this run was not allowed to."""
+
+    flag = "--trust-data"
+
 
 def target_module(target: Any) -> str | None:
     """``"pkg.mod:fn"`` -> ``"pkg.mod"`` (None for anything else; the spec check says what is wrong with it)."""

@@ -18,7 +18,7 @@ def study_names() -> list[str]:
 
 def study_path(name: str) -> Path:
     path = studies_dir() / f"{name}.toml"
-    if not path.is_file():
+    if name not in study_names() or not path.is_file():  # a shipped name, never a path (`reproduce ../x`)
         raise ValueError(
             f"unknown study {name!r}; available: {', '.join(study_names())} (see `lowbit reproduce --list`)"
         )

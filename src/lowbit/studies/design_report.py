@@ -140,6 +140,7 @@ def write_design_report(
     """``design.md`` (ranking table, pick, paper's check) and ``figures/proxy_score_vs_depth.png``; ``proxy``
     says what the proxy training was (e.g. "2 epochs on 2,000 CIFAR-10 training images, seed 0")."""
     from ..engine.report import RunResults
+    from ..engine.safepath import inside
     from ..fileio import atomic_write_text
 
     run_dir = Path(run_dir)
@@ -150,7 +151,7 @@ def write_design_report(
     facts = res.caption_facts(list(res.jobs.values()))
     scored = scored_on(res.spec.data)
     n = n_scored(res.spec.data)
-    score_figure(ranked, run_dir / "figures" / "proxy_score_vs_depth.png", target, proxy, scored)
+    score_figure(ranked, res.figure_path("proxy_score_vs_depth"), target, proxy, scored)
     pick = ranked[0]
     lines = [
         "# lowbit design",
@@ -195,6 +196,6 @@ def write_design_report(
         "",
         f"Full tables: report.md. Run folder: {run_dir}.",
     ]
-    path = run_dir / "design.md"
+    path = inside(run_dir, "design.md")  # links in the folder were checked by RunResults; this is the last word
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path

@@ -59,7 +59,7 @@ def segmentation_masks(
     bad = [i for i in images if not (isinstance(i, int) and 0 <= i < len(x))]
     if bad:
         raise ValueError(f"segmentation_masks: images {bad} are not test image indices; accepted: 0..{len(x) - 1}")
-    masks = {m: member_probs(task, data, res.out / "jobs" / j.id) > 0.5 for m, j in cols}
+    masks = {m: member_probs(task, data, res.job_dir(j)) > 0.5 for m, j in cols}
     ncol = 2 + len(cols)
     fig, axes = plt.subplots(len(images), ncol, figsize=(2.0 * ncol, 2.1 * len(images)), squeeze=False)
     for r, i in enumerate(images):
@@ -75,9 +75,7 @@ def segmentation_masks(
             if k == 0:
                 ax.set_ylabel(f"test image {i}", fontsize=7)
     fig.tight_layout()
-    path = res.out / "figures" / "segmentation_masks.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_savefig(fig, path, dpi=110)
+    atomic_savefig(fig, res.figure_path("segmentation_masks"), dpi=110)
     plt.close(fig)
     jobs = [j for _, j in cols]
     caption = (

@@ -82,9 +82,7 @@ def decision_maps(res: RunResults, resolution: int = 160, groups: list | None = 
             cax = fig.add_axes((0.91, 0.15, 0.015, 0.7))
             fig.colorbar(im, cax=cax).set_label("P(label 1)", fontsize=8)
         name = "decision_maps" if gi == 0 else f"decision_maps_{gi + 1}"
-        path = res.out / "figures" / f"{name}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_savefig(fig, path, dpi=110)
+        atomic_savefig(fig, res.figure_path(name), dpi=110)
         plt.close(fig)
         jobs = [j for c in cols.values() for _, j in c]
         sec.figures.append(
@@ -120,9 +118,7 @@ def data_figure(res: RunResults, samples: int = 1000):
     ax.legend(fontsize=6, loc="lower left", markerscale=3)
     ax.set_title("spirals: core samples and noisy training samples", fontsize=8)
     fig.tight_layout()
-    path = res.out / "figures" / "data.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_savefig(fig, path, dpi=110)
+    atomic_savefig(fig, res.figure_path("data"), dpi=110)
     plt.close(fig)
     n = min(samples, len(x))
     caption = (

@@ -87,6 +87,16 @@ def _cached(key: str) -> Data:
     return build_dataset(d.pop("name"), **d)
 
 
+# The arguments of the built-in data sets that name files or folders to read (a test checks every registered data
+# set's string arguments against it): a stored spec from someone else may point them anywhere (engine/report).
+FILE_ARGS = ("root", "archive")
+
+
+def named_files(cfg: dict) -> list[str]:
+    """The files and folders a spec's [data] table names explicitly (empty: the data comes from $LOWBIT_DATA)."""
+    return [f"{k} = {cfg[k]!r}" for k in FILE_ARGS if isinstance(cfg.get(k), str) and cfg[k]]
+
+
 def load_data(cfg: dict) -> Data:
     """``build_dataset`` for a spec's [data] table (``name`` or ``target`` + arguments), cached per process
     (workers run many jobs on one set)."""

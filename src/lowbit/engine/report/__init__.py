@@ -69,15 +69,16 @@ def failed_section(res: RunResults) -> Section | None:
     )
 
 
-def build_report(run_dir: str | Path, trust_code: bool = False) -> Path:
+def build_report(run_dir: str | Path, trust_code: bool = False, trust_data: bool = False) -> Path:
     """Rebuild the report of ``run_dir``; return the path of report.md.
 
-    trust_code: import the modules the stored spec names (``RunResults``); without it, an extra that needs them
-    is skipped with a one-line note and the rest of the report is built."""
+    trust_code: import the modules the stored spec names (``RunResults``); trust_data: read the data files its
+    [data] names (``root``, ``archive``). Without them, an extra that needs them is skipped with a one-line note
+    and the rest of the report is built."""
     from ..usercode import UntrustedCode
     from .pivot import metric_figure, pivot_table
 
-    res = RunResults(run_dir, trust_code)
+    res = RunResults(run_dir, trust_code, trust_data)
     spec, rep = res.spec, res.spec.report
     n_jobs = len(res.jobs)
     versions = sorted({j.code_version for j in res.jobs.values()})
@@ -100,7 +101,7 @@ def build_report(run_dir: str | Path, trust_code: bool = False) -> Path:
                 res.require_code(f"report extra {name!r}")
             sec = get_extra(name)(res, **options)
         except UntrustedCode as e:
-            body.paragraphs.append(f"Skipped: {e}; rebuild with `lowbit report {run_dir} --trust-code` to run it.")
+            body.paragraphs.append(f"Skipped: {e}; rebuild with `lowbit report {run_dir} {e.flag}` to run it.")
             continue
         if not sec.empty():
             sec.heading = sec.heading or name

@@ -228,6 +228,10 @@ def paired_comparisons(
 
 
 paired_comparisons.check_options = check_options  # type: ignore[attr-defined]  (speccheck calls it)
+# the file names its options give, figures/NAME.png (speccheck: safepath.check_extra_names)
+paired_comparisons.figure_names = lambda options: [  # type: ignore[attr-defined]
+    (k, options[k], False) for k in ("figure", "levels_figure") if options.get(k) is not None
+]
 
 
 def _levels(res: RunResults, metric: str, method: str, x, x_param, group) -> dict[tuple, list[float]]:
@@ -276,9 +280,7 @@ def _figure(res, name, panels, xs, groups, xname, group, ylabel, what, zero) -> 
     if group and drawn:
         drawn[-1].legend(title=group, fontsize=7)
     fig.tight_layout()
-    path = res.out / "figures" / f"{name}.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_savefig(fig, path, dpi=110)
+    atomic_savefig(fig, res.figure_path(name), dpi=110)
     plt.close(fig)
     caption = (
         f"{what} vs {xname}"

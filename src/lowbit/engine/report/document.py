@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ...fileio import atomic_write_text
+from ..safepath import inside
 
 
 @dataclass
@@ -108,8 +109,7 @@ class Report:
         )
 
     def write(self, run_dir: str | Path) -> tuple[Path, Path]:
-        run_dir = Path(run_dir)
-        md, ht = run_dir / "report.md", run_dir / "report.html"
+        md, ht = inside(run_dir, "report.md"), inside(run_dir, "report.html")  # a link out is refused
         atomic_write_text(md, self.markdown())
         atomic_write_text(ht, self.html())
         return md, ht

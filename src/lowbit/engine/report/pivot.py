@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from ..safepath import default_figure_name
 from .document import Figure, Table, mean_sd
 from .results import RunResults
 
@@ -147,10 +148,8 @@ def metric_figure(res: RunResults, spec: dict, index: int) -> Figure:
     title = spec.get("title", f"{metric} vs {x}")
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    name = spec.get("file", f"{metric}_vs_{x}_{index}")
-    path = res.out / "figures" / f"{name}.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_savefig(fig, path, dpi=110)
+    name = spec["file"] if "file" in spec else default_figure_name(f"{metric}_vs_{x}_{index}")
+    atomic_savefig(fig, res.figure_path(name), dpi=110)
     plt.close(fig)
     caption = f"{title}: mean ± std over seeds. {res.caption_facts(jobs)}."
     missing = [u for u in res.select_unfinished(spec.get("where"), metric) if x in u.axes]

@@ -1,15 +1,19 @@
 """The rows of a run as the report reads them: one ``JobResult`` per job, with labels and caption facts.
 
-``RunResults(out)`` reads ``spec.toml`` and ``results.sqlite`` of a run folder and nothing else (figure extras
-may also load the saved models the store points to). It imports none of the code the stored spec names
-(``plugins``, ``target`` entries) unless ``trust_code=True`` (``engine/usercode.py``): ``imported`` lists what it
-imported, and ``load_data`` / ``load_model`` / ``get_task`` / ``require_code`` raise ``UntrustedCode`` for what
-needs code it may not import. ``unfinished`` holds the jobs of the plan with no result: ``failed`` and ``not run``
-(a job they need failed) from the store's failure rows, ``pending`` for the rest (a run that stopped, or is still
-going), so tables can show their cells as missing rather than leave them out. ``select(where)`` filters jobs by
-axis values; ``key_label`` names a pivot key the way tables and figures print it; ``caption_facts`` says what a
-figure is made of (data set, models, methods, bits, seeds, number of runs), as docs/architecture.md asks of every
-figure.
+``RunResults(out)`` reads ``spec.toml`` and ``results.sqlite`` of a run folder and nothing else (figure extras may
+also load the saved models the store points to). It imports none of the code the stored spec names (``plugins``,
+``target`` entries) unless ``trust_code=True`` (``engine/usercode.py``): ``imported`` lists what it imported, and
+``load_data`` / ``load_model`` / ``get_task`` / ``require_code`` raise ``UntrustedCode`` for what needs code it may
+not import. Likewise ``load_data`` reads the files the stored spec's [data] names (``root``, ``archive``: outside
+the run folder) only with ``trust_data=True`` (the sweep's own report; ``lowbit report --trust-data``), else it
+raises ``UntrustedData``. ``unfinished`` holds the jobs of the plan with no result: ``failed`` and ``not run`` (a
+job they need failed) from the store's failure rows, ``pending`` for the rest (a run that stopped, or is still
+going), so tables can show their cells as missing rather than leave them out. ``select(where)`` filters jobs by axis
+values; ``key_label`` names a pivot key the way tables and figures print it; ``caption_facts`` says what a figure is
+made of (data set, models, methods, bits, seeds, number of runs), as docs/architecture.md asks of every figure.
+
+Paths (``safepath.py``): a run folder holding a link that leads out of it is refused when it is read, and
+``figure_path`` / ``job_dir`` / ``load_model`` give only paths inside it.
 """
 
 from __future__ import annotations
@@ -23,9 +27,10 @@ from typing import Any
 from ..bounds import check_file_size
 from ..entries import entry_label
 from ..plan import plan
+from ..safepath import check_run_folder, inside, plain
 from ..spec import CORE_AXES, Spec, parse_spec
 from ..store import STORE_NAME, Store
-from ..usercode import add_search_dirs, already_imported, named_code, require_trusted
+from ..usercode import UntrustedData, add_search_dirs, already_imported, named_code, require_trusted
 
 PENDING = "pending"  # the status of a planned job with neither a result nor a failure row
 
@@ -77,11 +82,13 @@ def data_label(spec: Spec) -> str:
 
 
 class RunResults:
-    def __init__(self, out: str | Path, trust_code: bool = False):
+    def __init__(self, out: str | Path, trust_code: bool = False, trust_data: bool = False):
         self.out = Path(out)
+        self.trust_data = trust_data
         spec_path = self.out / "spec.toml"
         if not spec_path.is_file():
             raise FileNotFoundError(f"{str(self.out)!r} is not a run folder (no spec.toml in it)")
+        check_run_folder(self.out)  # a folder from elsewhere: no link in it leads out of it (safepath.py)
         check_file_size(spec_path, "spec_bytes", "stored spec")  # parsed whole: within the local limit
         try:
             raw = tomllib.loads(spec_path.read_text())
@@ -124,10 +131,14 @@ class RunResults:
     def load_data(self):
         """The run's data set (``lowbit.data.sets.load_data``), for extras that evaluate models; a user's
         ``target`` data set is built only when the run's code may be imported."""
-        from ...data.sets import load_data
+        from ...data.sets import load_data, named_files
 
         if "target" in self.spec.data:
             self.require_code(f"the data set {self.spec.data['target']!r}")
+        if not self.trust_data and (files := named_files(self.spec.data)):
+            # a run folder is data: the files its stored spec names outside it are read only when allowed
+            names = ", ".join(files)
+            raise UntrustedData(f"the data set reads files the stored spec names outside the run folder ({names})")
         return load_data(self.spec.data)
 
     def get_task(self):
@@ -148,7 +159,20 @@ class RunResults:
         cfg = job.config["model"]
         if "target" in cfg or cfg.get("name") not in MODELS:
             self.require_code(f"the model {entry_label(cfg)!r}")
-        return load_model(self.out / job.model_path, model_builder_of(cfg) if "target" in cfg else None)[0]
+        path = inside(self.out, job.model_path)  # the store checked the name; this follows the links (safepath.py)
+        return load_model(path, model_builder_of(cfg) if "target" in cfg else None)[0]
+
+    def job_dir(self, job: JobResult) -> Path:
+        """``jobs/<id>`` of a finished job (``OutsideRunFolder`` for an id that is not a plain name, or a folder
+        that leads out of the run folder)."""
+        return inside(self.out, Path("jobs") / plain(job.id, "job id"))
+
+    def figure_path(self, name: str) -> Path:
+        """``figures/<name>.png``, where an extra writes a figure: ``name`` must be a plain file name and the path
+        must stay inside the run folder (links followed), else ``OutsideRunFolder``; the folder is created."""
+        path = inside(self.out, Path("figures") / f"{plain(name)}.png")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
 
     def select(self, where: dict[str, Any] | None = None, metric: str | None = None) -> list[JobResult]:
         def ok(value, want):  # a list in ``where`` accepts any of its values

@@ -81,9 +81,7 @@ def _figure(res: RunResults, name: str, opts: dict[str, Any]) -> Figure:
     title = opts.get("title", f"{metric} vs {x}")
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    path = res.out / "figures" / f"{name}.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_savefig(fig, path, dpi=110)
+    atomic_savefig(fig, res.figure_path(name), dpi=110)
     plt.close(fig)
     facts = res.caption_facts(jobs + base)
     return Figure(f"figures/{name}.png", f"{title}: mean ± std per point; dashed: baseline mean. {facts}.")
@@ -93,3 +91,13 @@ def _figure(res: RunResults, name: str, opts: dict[str, Any]) -> Figure:
 def score_vs_axis(res: RunResults, figures: dict | None = None) -> Section:
     """One figure per ``figures.NAME`` table (written to figures/NAME.png); see the module docstring."""
     return Section(figures=[_figure(res, name, opts) for name, opts in (figures or {}).items()])
+
+
+def _figure_names(options: dict) -> list[tuple[str, object, bool]]:
+    """The file names its options give (speccheck checks them: ``safepath.check_extra_names``): the keys of
+    ``figures``, each written to figures/NAME.png."""
+    figures = options.get("figures")
+    return [("figures", name, True) for name in figures] if isinstance(figures, dict) else []
+
+
+score_vs_axis.figure_names = _figure_names  # type: ignore[attr-defined]
