@@ -45,7 +45,8 @@ from .rows import FAILED, NOT_RUN, FailedJob
 from .safepath import check_run_folder
 from .spec import Spec, first_difference
 from .steps import run_job
-from .store import STORE_NAME, Store, blank_store
+from .store import Store
+from .store_files import STORE_NAME, blank_store
 
 SPEC_NAME = "spec.toml"
 REPORT_ONLY_KEYS = ("report", "description")  # may change between a run and its --resume

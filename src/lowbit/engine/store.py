@@ -35,8 +35,8 @@ from ..limits import LimitExceeded
 from .bounds import StoreBudget, check_store
 from .rows import FailedJob, Row, digest
 from .safepath import model_path_problem, shown
+from .store_files import MAGIC, STORE_NAME, StoreError, check_tables, table_names
 
-STORE_NAME = "results.sqlite"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
     job_id TEXT NOT NULL,
@@ -67,11 +67,6 @@ CREATE TABLE IF NOT EXISTS failures (
     digest TEXT NOT NULL
 )
 """
-_MAGIC = b"SQLite format 3\x00"
-
-
-class StoreError(ValueError):
-    """results.sqlite is not an SQLite database, is corrupted, or holds rows that were altered."""
 
 
 @lru_cache(maxsize=1)
@@ -108,13 +103,13 @@ class Store:
         size = self.path.stat().st_size if self.path.is_file() else 0
         if self.path.is_file() and size == 0:  # never taken for a new store: whose results were lost? (run.py)
             raise StoreError(f"{str(self.path)!r} is empty (0 bytes): it holds no results")
-        if size and (size < 100 or self.path.read_bytes()[:16] != _MAGIC):  # 100: SQLite's header
+        if size and (size < 100 or self.path.read_bytes()[:16] != MAGIC):  # 100: SQLite's header
             raise StoreError(f"{str(self.path)!r} is not an SQLite database (truncated or another file)")
         try:
             self._db = sqlite3.connect(self.path, timeout=30)
-            tables = _tables(self._db) if size else set()
+            tables = table_names(self._db) if size else set()
             if size:
-                _check_tables(self.path, tables)
+                check_tables(self.path, tables)
                 check_store(self.path, self._db, tables)  # reading holds every row: within the limits (bounds.py)
             if create:  # a store opened to read (create=False) is not written, not even its schema
                 self._db.execute("PRAGMA journal_mode=WAL")
@@ -306,45 +301,6 @@ def _check_model_paths(path: Path, rows: list[Row]) -> None:
         problem = model_path_problem(r.model_path)
         if problem:
             raise StoreError(f"{str(path)!r}: job {r.job_id!r} model_path = {shown(r.model_path)}: {problem}")
-
-
-def _tables(db: sqlite3.Connection) -> set[str]:
-    return {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-
-
-def _check_tables(path: Path, tables: set[str]) -> None:
-    if "results" in tables:
-        return
-    if tables:
-        raise StoreError(
-            f"{str(path)!r} is an SQLite database of another program (tables: {', '.join(sorted(tables))}), not a "
-            "lowbit result store"
-        )
-    raise StoreError(f"{str(path)!r} is an empty SQLite database (no lowbit tables): it holds no results")
-
-
-def blank_store(run_dir: str | Path) -> str | None:
-    """What is blank about ``run_dir/results.sqlite`` — ``"empty (0 bytes)"`` or ``"an SQLite database with no
-    tables"``: the two states a sweep killed while creating its store leaves (``sqlite3.connect`` makes the
-    empty file, the WAL switch writes the first page, the tables come with the first commit) — else None
-    (absent, a store, or another file: ``Store`` says which)."""
-    path = Path(run_dir) / STORE_NAME
-    if not path.is_file():
-        return None
-    wal = path.with_name(path.name + "-wal")
-    if path.stat().st_size == 0 and not (wal.is_file() and wal.stat().st_size):
-        return "empty (0 bytes)"
-    if path.read_bytes()[:16] != _MAGIC:
-        return None
-    try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
-        try:
-            tables = _tables(db)
-        finally:
-            db.close()
-    except sqlite3.DatabaseError:
-        return None
-    return None if tables else "an SQLite database with no tables"
 
 
 def _field(row: Row, key: str) -> Any:
