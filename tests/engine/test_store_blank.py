@@ -13,35 +13,11 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from support.specs import FLOAT_W2
 
 from lowbit.cli import main
 
-SPEC = """
-name = "blank"
-task = "classification"
-[data]
-name = "spirals"
-subset = 200
-test_resolution = 11
-[grid]
-model = ["small"]
-method = ["float", "W2"]
-seed = [0]
-[models.small]
-name = "fcdnn"
-width = 8
-depth = 2
-[train]
-epochs = 1
-batch_size = 64
-[methods.float]
-kind = "float"
-[methods.W2]
-kind = "qat"
-parent = "float"
-calibrate = 64
-quant = { weight = { name = "uniform", bits = 2 } }
-"""
+SPEC = FLOAT_W2.replace('name = "float-w2"', 'name = "blank"')
 
 
 def _argv(tmp_path: Path, out: Path, *extra: str) -> list[str]:

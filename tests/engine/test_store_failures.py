@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from support.specs import FLOAT_W2
 
 from lowbit.cli import main
 from lowbit.engine.report.results import RunResults
@@ -28,32 +29,7 @@ OLD_SCHEMA = """CREATE TABLE results (
     PRIMARY KEY (job_id, metric)
 )"""
 
-SPEC = """
-name = "old"
-task = "classification"
-[data]
-name = "spirals"
-subset = 200
-test_resolution = 11
-[grid]
-model = ["small"]
-method = ["float", "W2"]
-seed = [0, 1]
-[models.small]
-name = "fcdnn"
-width = 8
-depth = 2
-[train]
-epochs = 1
-batch_size = 64
-[methods.float]
-kind = "float"
-[methods.W2]
-kind = "qat"
-parent = "float"
-calibrate = 64
-quant = { weight = { name = "uniform", bits = 2 } }
-"""
+SPEC = FLOAT_W2.replace('name = "float-w2"', 'name = "old"').replace("seed = [0]", "seed = [0, 1]")
 
 
 def _sql(path: Path, *statements: str) -> list:

@@ -2,7 +2,8 @@
 
 ``SPIRALS_TINY`` is the suite's one tiny study (float -> QAT W2A2 and INQ-4 of an 8-wide FCDNN on 300 spiral points,
 a report with one figure): the chaos suite, the engine's resume and edge tests and the ``tiny_spec`` fixture
-(tests/conftest.py) all run it. ``DIGITS`` is a two-model grid with an ensemble on scikit-learn's digits.
+(tests/conftest.py) all run it. ``FLOAT_W2`` is the smallest two-job grid (float, then QAT W2 of it) for the
+store's tests. ``DIGITS`` is a two-model grid with an ensemble on scikit-learn's digits.
 """
 
 DIGITS = """
@@ -108,3 +109,31 @@ def one_cell(text: str = DIGITS) -> str:
         .replace('model = ["narrow", "wide"]', 'model = ["narrow"]')
         .replace("members = 2", "members = 1")
     )
+
+
+FLOAT_W2 = """
+name = "float-w2"
+task = "classification"
+[data]
+name = "spirals"
+subset = 200
+test_resolution = 11
+[grid]
+model = ["small"]
+method = ["float", "W2"]
+seed = [0]
+[models.small]
+name = "fcdnn"
+width = 8
+depth = 2
+[train]
+epochs = 1
+batch_size = 64
+[methods.float]
+kind = "float"
+[methods.W2]
+kind = "qat"
+parent = "float"
+calibrate = 64
+quant = { weight = { name = "uniform", bits = 2 } }
+"""
