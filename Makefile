@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-EXTRAS := dev,audio,deploy,segmentation,digits,zoo,docs
+EXTRAS := dev,audio,deploy,segmentation,digits,zoo,docs,cluster,tracking
 # pytest-xdist processes (each test runs on one thread: tests/conftest.py); TEST_WORKERS=0 runs in one process
 TEST_WORKERS ?= 2
 

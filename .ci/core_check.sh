@@ -26,7 +26,7 @@ pip() { "$PY" -m pip --python "$VENV/bin/python" "$@" 2>&1 | { grep -v "^WARNING
 pip uninstall -q -y lowbit
 pip install -q --no-compile -c constraints.txt "$TMP/src"
 echo "core install: $((SECONDS - t0)) s"
-for pkg in scipy onnx onnxruntime librosa soundfile sklearn; do
+for pkg in scipy onnx onnxruntime librosa soundfile sklearn ray tensorboard; do
   if "$VENV/bin/python" -c "import $pkg" 2>/dev/null; then echo "core venv has $pkg (an extra's package; if left from an older run: --fresh)" >&2; exit 1; fi
 done
 cd "$TMP/work"   # away from the source tree: the installed package is what runs

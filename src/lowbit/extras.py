@@ -7,6 +7,8 @@ and the command line. Features that need more name their extra (pyproject.toml `
     audio         soundfile, librosa         speech data (FSDD, TIMIT) and audio features
     segmentation  scipy                      connected components for the object-level F1 (segmentation study)
     digits        scikit-learn               the bundled 8x8 ``digits`` data set
+    cluster       ray                        ``--backend ray``: sweeps on a Ray cluster (engine/backends/ray.py)
+    tracking      tensorboard                ``--tensorboard DIR``: per-epoch and per-job scalars (engine/tracking.py)
 
 Bottom layer: imports nothing from lowbit.
 """
@@ -24,6 +26,8 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "librosa": ("librosa", "audio"),
     "scipy": ("scipy", "segmentation"),
     "sklearn": ("scikit-learn", "digits"),
+    "ray": ("ray", "cluster"),
+    "tensorboard": ("tensorboard", "tracking"),
 }
 
 

@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # optional dependencies -> the extra that installs them (a missing one is a one-line error naming the extra)
-_EXTRAS = {"onnx": "deploy", "onnxruntime": "deploy", "soundfile": "audio", "librosa": "audio", "ray": "ray"}
+_EXTRAS = {"onnx": "deploy", "onnxruntime": "deploy", "soundfile": "audio", "librosa": "audio"}
 _EXTRAS |= {mod: extra for mod, (_, extra) in EXTRAS.items()}  # the table pyproject.toml's extras are checked against
 
 

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from . import COMMANDS, UsageError
+from .sweep import add_backend_options, backend_options
 
 # --data NAME -> (registered data set, the argument --data-root fills)
 DATA_SETS = {
@@ -63,6 +64,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in --out (finished jobs are not re-run)")
     p.add_argument("--dry-run", action="store_true", help="list the candidates and their parameter counts; run nothing")
     p.add_argument("--workers", type=int, default=2, help="parallel worker processes (default 2; 1 = in-process)")
+    add_backend_options(p)
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=_run)
 
@@ -137,7 +139,16 @@ def _run(args: argparse.Namespace) -> int:
     from ..engine.run import JobsFailed, sweep
 
     try:
-        sweep(spec, args.out, resume=args.resume, workers=args.workers, progress=not args.no_progress)
+        sweep(
+            spec,
+            args.out,
+            resume=args.resume,
+            workers=args.workers,
+            progress=not args.no_progress,
+            backend=args.backend,
+            backend_options=backend_options(args),
+            tensorboard=args.tensorboard,
+        )
         failed = None
     except JobsFailed as e:  # rank the candidates that finished; report the rest, status 1
         failed = e

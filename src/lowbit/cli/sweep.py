@@ -27,7 +27,7 @@ def add_run_options(p: argparse.ArgumentParser, scale_help: str) -> None:
         help="like --dry-run without loading the data or building models (the spec's own checks only)",
     )
     p.add_argument("--workers", type=int, default=2, help="parallel worker processes (default 2; 1 = in-process)")
-    p.add_argument("--backend", default="local", help="where jobs run: local (worker processes on this machine)")
+    add_backend_options(p)
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.add_argument(
         "--reuse",
@@ -38,6 +38,49 @@ def add_run_options(p: argparse.ArgumentParser, scale_help: str) -> None:
         help="take jobs already finished in run folder DIR (same config, so the same job id) instead of training "
         "them again, e.g. to extend a run to more seeds; repeatable",
     )
+
+
+def add_backend_options(p: argparse.ArgumentParser) -> None:
+    """--backend and its options, --tensorboard (sweep, run, reproduce, design; docs/scaling.md)."""
+    p.add_argument(
+        "--backend",
+        default="local",
+        help="where jobs run: local (worker processes on this machine) or ray (a Ray cluster: the cluster extra)",
+    )
+    p.add_argument(
+        "--address",
+        default=None,
+        help="--backend ray: the cluster to join, auto or HOST:PORT (of `ray start --head`); default: start Ray on "
+        "this machine with --workers CPUs",
+    )
+    p.add_argument(
+        "--storage",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="--backend ray: a folder every node sees at this path; jobs keep their checkpoints there, so a job "
+        "retried on another node continues where it was (default: a temporary folder on the node)",
+    )
+    p.add_argument(
+        "--retries",
+        type=int,
+        default=None,
+        help="--backend ray: how many times a job whose worker or node died is run again (default 2)",
+    )
+    p.add_argument(
+        "--tensorboard",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write each job's per-epoch and final scalars as TensorBoard events under DIR, one run per job named "
+        "by its axes (the tracking extra)",
+    )
+
+
+def backend_options(args: argparse.Namespace) -> dict:
+    """The backend's own options given on the command line (the unset ones left out)."""
+    opts = {"address": args.address, "storage": args.storage, "retries": args.retries}
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in opts.items() if v is not None}
 
 
 @COMMANDS.register("sweep")
@@ -73,7 +116,7 @@ def run_spec(spec, args: argparse.Namespace) -> int:
             with Store(src, create=False) as source:
                 print(f"{len(reusable(jobs, src, source))} of them finished in {src} (--reuse takes them)")
         if not args.plan_only:  # the checks a sweep makes before training: data, model fit, quantization plans
-            check_backend(args.backend, args.workers)
+            check_backend(args.backend, args.workers, backend_options(args))
             preflight(spec, jobs, timing=False)
             print(f"checked: data {entry_label(spec.data)!r} loaded; every model fits it; every quantization planned")
         return 0
@@ -87,6 +130,8 @@ def run_spec(spec, args: argparse.Namespace) -> int:
             backend=args.backend,
             progress=not args.no_progress,
             reuse=args.reuse,
+            backend_options=backend_options(args),
+            tensorboard=args.tensorboard,
         )
     except WorkerStartFailed as e:
         raise UsageError(str(e)) from None

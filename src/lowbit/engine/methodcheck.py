@@ -10,11 +10,11 @@ from ..inq import STRATEGIES
 from .axes import CORE_AXES, axis_refs, substitute
 from .checker import Checker, SpecError, table
 
-METHOD_KEYS = {
-    "float": ("kind", "task", "train"),
-    "qat": ("kind", "parent", "task", "quant", "calibrate", "train"),
-    "inq": ("kind", "parent", "bits", "portions", "strategy", "task", "quant", "calibrate", "train"),
-    "ensemble": ("kind", "parent", "members", "rotation"),
+METHOD_KEYS = {  # and "resources" for every kind (resources.py: where a job runs, not what it computes)
+    "float": ("kind", "task", "train", "resources"),
+    "qat": ("kind", "parent", "task", "quant", "calibrate", "train", "resources"),
+    "inq": ("kind", "parent", "bits", "portions", "strategy", "task", "quant", "calibrate", "train", "resources"),
+    "ensemble": ("kind", "parent", "members", "rotation", "resources"),
 }
 
 

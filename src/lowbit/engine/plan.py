@@ -79,7 +79,8 @@ class _Planner:
         s = self.spec
         m = s.methods[method]
         used = {a: cell[a] for a in method_axes(s, method)}
-        recipe = {k: v for k, v in substitute(m, used).items() if k not in ("parent", "task")}
+        # resources say where a job runs, not what it computes: not in its config, so not in its id
+        recipe = {k: v for k, v in substitute(m, used).items() if k not in ("parent", "task", "resources")}
         if m["kind"] == "ensemble":
             seeds, r = s.grid["seed"], recipe.get("rotation", 0)  # members: seeds r..r+members-1 (mod len)
             members = [seeds[(r + i) % len(seeds)] for i in range(recipe["members"])]

@@ -25,6 +25,7 @@ from __future__ import annotations
 import copy
 import time
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -40,6 +41,7 @@ from .bounds import check_model_fits
 from .entries import entry_label
 from .models import check_fit, model_data
 from .plan import Job, axes_label, plan
+from .resources import job_resources, without_resources
 from .reuse import check_sources, reuse_finished
 from .rows import FAILED, NOT_RUN, FailedJob
 from .safepath import check_run_folder
@@ -47,6 +49,7 @@ from .spec import Spec, first_difference
 from .steps import run_job
 from .store import Store
 from .store_files import STORE_NAME, blank_store
+from .tracking import Tracker
 
 SPEC_NAME = "spec.toml"
 REPORT_ONLY_KEYS = ("report", "description")  # may change between a run and its --resume
@@ -126,8 +129,8 @@ def start_run(out: Path, spec: Spec, resume: bool) -> None:
     clean_stale_temps(out)  # what a killed run left (a fresh start may follow a run killed before any result)
     if resume:
         if spec_path.is_file():
-            old = tomllib.loads(spec_path.read_text())
-            new = tomllib.loads(spec.to_toml())
+            old = without_resources(tomllib.loads(spec_path.read_text()))  # where jobs run may change
+            new = without_resources(tomllib.loads(spec.to_toml()))
             for k in REPORT_ONLY_KEYS:  # what the report shows does not change what was trained
                 old.pop(k, None)
                 new.pop(k, None)
@@ -195,8 +198,22 @@ def _priorities(jobs: list[Job], costs: dict[str, float]) -> dict[str, float]:
     return level
 
 
-def run_jobs(jobs: list[Job], out: Path, store: Store, backend: str, workers: int, progress: bool, costs) -> None:
-    """Run every job not finished in ``store``, parents first; record each result or failure as it comes."""
+def run_jobs(
+    jobs: list[Job],
+    out: Path,
+    store: Store,
+    backend: str,
+    workers: int,
+    progress: bool,
+    costs,
+    options: dict | None = None,
+    resources: dict[str, dict[str, float]] | None = None,
+    on_done: Callable[[Job, dict], None] | None = None,
+) -> None:
+    """Run every job not finished in ``store``, parents first; record each result or failure as it comes.
+
+    ``options``: the backend's own (``--address`` ...); ``resources``: job id -> what it asks for (resources.py);
+    ``on_done(job, result)``: called after each finished job is stored (``--tensorboard``: tracking.py)."""
     done = store.done()
     waiting = {j.id: j for j in jobs if j.id not in done}
     level = _priorities(jobs, costs)
@@ -207,7 +224,8 @@ def run_jobs(jobs: list[Job], out: Path, store: Store, backend: str, workers: in
             children[p].append(j.id)
     bar = progress_bar(enabled=progress, total=len(jobs), initial=len(jobs) - len(waiting), desc="jobs", unit="job")
     n_failed = 0
-    with make_backend(backend, workers) as be:
+    with make_backend(backend, workers, options) as be:
+        be.set_job_resources(resources or {})
         while waiting or be.pending:
             ready = sorted(
                 (j for j in waiting.values() if all(p in done for p in j.parents)), key=lambda j: -level[j.id]
@@ -247,9 +265,15 @@ def run_jobs(jobs: list[Job], out: Path, store: Store, backend: str, workers: in
             model = f"jobs/{key}/{res['model']}" if res["model"] else None
             store.add_job(key, res["metrics"], job.axes, job.config, res["wall_s"], model)
             done.add(key)
+            if on_done is not None:
+                on_done(job, res)
             bar.set_postfix_str(job.label[:40] + (f"; {n_failed} failed" if n_failed else ""))
             bar.update(1)
     bar.close()
+
+
+def _device(job: Job) -> str | None:
+    return job.config["recipe"].get("train", {}).get("device")
 
 
 def _descendants(key: str, children: dict[str, list[str]]) -> list[str]:
@@ -272,10 +296,14 @@ def sweep(
     backend: str = "local",
     progress: bool = True,
     reuse: list[str | Path] = (),
+    backend_options: dict | None = None,
+    tensorboard: str | Path | None = None,
 ) -> Path:
     """Run every job of ``spec`` into ``out`` and build its report; return the path of report.md.
 
     ``reuse``: run folders whose finished jobs with the same id are copied instead of trained (``reuse.py``).
+    ``backend_options``: the backend's own options (ray: address, storage, retries; backends/ray.py).
+    ``tensorboard``: a folder for TensorBoard event files, one run per job (tracking.py).
     Raises ``JobsFailed`` (after writing the report) when jobs failed; every job that did not need them finished.
     With ``workers > 1`` the workers re-import the calling script: call ``sweep`` under
     ``if __name__ == "__main__":`` (a script without the guard gets ``WorkerStartFailed`` saying so)."""
@@ -284,7 +312,8 @@ def sweep(
     refuse_in_spawned_import()  # in a worker re-importing an unguarded script: say so and exit, run nothing
     out = Path(out)
     jobs = plan(spec)
-    check_backend(backend, workers)  # before anything is written
+    check_backend(backend, workers, backend_options)  # before anything is written
+    tracker = Tracker(tensorboard, out) if tensorboard is not None else None  # its extra is there, before any job
     check_sources(out, [Path(r) for r in reuse])
     costs = preflight(spec, jobs)
     check_run_folder(out)  # a folder to resume may come from elsewhere: no link in it may lead out of it
@@ -294,7 +323,9 @@ def sweep(
             for src, n in reuse_finished(jobs, out, store, [Path(r) for r in reuse]).items():
                 print(f"reused {n} finished job{'s' * (n != 1)} from {src}")
             store.forget_failures({j.id for j in jobs})  # of a spec no longer in this folder (it held no results)
-            run_jobs(jobs, out, store, backend, workers, progress, costs)
+            resources = {j.id: job_resources(spec.raw, j.axes["method"], _device(j)) for j in jobs}
+            on_done = tracker.job_done if tracker is not None else None
+            run_jobs(jobs, out, store, backend, workers, progress, costs, backend_options, resources, on_done)
             failures = store.failures()
         report = build_report(out, trust_data=True)  # the data this sweep just trained on
         if failures:

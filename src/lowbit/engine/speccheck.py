@@ -11,6 +11,7 @@ from typing import Any
 
 from .checker import Checker, SpecError, table
 from .methodcheck import check_axes_used, check_methods
+from .resources import check_resources
 from .safepath import check_extra_names, check_name
 
 TOP_KEYS = (
@@ -25,6 +26,7 @@ TOP_KEYS = (
     "models",
     "train",
     "methods",
+    "resources",
     "report",
 )
 REPORT_KEYS = ("tables", "figures", "extras", "paragraphs")
@@ -73,6 +75,7 @@ def check_spec(raw: dict, source: str, code: bool = True) -> None:
     if "train" in raw:
         c.train("train", raw["train"])
     check_methods(c, raw, grid)
+    check_resources(c, raw)
     check_axes_used(c, raw, grid)
     _check_exclude(c, raw.get("exclude", []), grid)
     from ..tasks import get_task

@@ -9,9 +9,10 @@ with the jobs that do not need it. Anything else ``next_result`` raises stops th
 (``WorkerStartFailed``). ``pending`` says how many submitted jobs have not been handed back;
 ``capacity`` how many it runs at once (the engine submits no more, so it picks the longest ready job late). The engine
 submits a job when its parents are finished and writes each result to the store itself, so the resume rule
-is the same for every backend. The local backend runs worker processes; a distributed one (Ray: ``submit`` ->
-``fn.remote``, ``next_result`` -> ``ray.wait``) plugs in by registering a factory in ``BACKENDS``
-(``BACKENDS.register(name)``, or an installed package's ``lowbit.backends`` entry point).
+is the same for every backend. The local backend runs worker processes; the Ray one (``ray.py``: ``submit`` ->
+a Ray task, ``next_result`` -> ``ray.wait``) runs them on a cluster, each with the resources the spec declares
+(``set_job_resources``). Another plugs in by registering a factory in ``BACKENDS`` (``BACKENDS.register(name)``, or
+an installed package's ``lowbit.backends`` entry point): ``factory(workers, **options)``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
+from ...extras import require
 from ...registry import Registry
 
 
@@ -65,6 +67,11 @@ class Backend(ABC):
         """How many jobs it runs at once (the engine keeps no more than this many submitted)."""
         return 1
 
+    def set_job_resources(self, resources: dict[str, dict[str, float]]) -> None:  # noqa: B027  (optional)
+        """What each job asks for (job id -> {"cpus": n, "gpus": n}, the spec's ``[resources]``), given before the
+        first ``submit``. A backend that places jobs on machines reserves it; the local one runs every job in one
+        single-threaded worker process and ignores it."""
+
     def close(self, wait: bool = True) -> None:  # noqa: B027  (optional)
         """Release the workers; ``wait=False`` (after an error or Ctrl-C) does not wait for running jobs."""
 
@@ -75,7 +82,8 @@ class Backend(ABC):
         self.close(wait=exc_type is None)
 
 
-BACKENDS: Registry[Callable[[int], Backend]] = Registry("backend", entry_points="lowbit.backends")
+# a factory takes the worker count and the backend's own options (``--address`` ... for ray), by keyword
+BACKENDS: Registry[Callable[..., Backend]] = Registry("backend", entry_points="lowbit.backends")
 
 
 @BACKENDS.register("local")
@@ -85,17 +93,38 @@ def _local(workers: int) -> Backend:
     return LocalBackend(workers)
 
 
+@BACKENDS.register("ray")
+def _ray(workers: int, address: str | None = None, storage: str | None = None, retries: int | None = None) -> Backend:
+    from .ray import DEFAULT_RETRIES, RayBackend  # imports ray (the cluster extra) only now
+
+    return RayBackend(workers, address, storage, DEFAULT_RETRIES if retries is None else retries)
+
+
+_ray.requires = ("ray",)  # type: ignore[attr-defined]
+
+
 def backend_names() -> list[str]:
     return BACKENDS.names()
 
 
-def check_backend(name: str, workers: int) -> None:
+def check_backend(name: str, workers: int, options: dict[str, Any] | None = None) -> None:
+    """A known backend, a worker count, and only options (``--address`` ...) the backend takes (set ones)."""
+    import inspect
+
     if name not in BACKENDS:
         raise ValueError(f"--backend {name!r} is not accepted; expected one of {', '.join(backend_names())}")
     if not isinstance(workers, int) or workers < 1:
         raise ValueError(f"--workers {workers!r} is not accepted; expected a whole number >= 1")
+    factory = BACKENDS.get(name)
+    for module in getattr(factory, "requires", ()):  # its optional packages: one line naming the extra, now
+        require(module, f"--backend {name}")
+    params = inspect.signature(factory).parameters
+    for k, v in (options or {}).items():
+        if v is not None and k not in params:
+            flag = "--" + k.replace("_", "-")
+            raise ValueError(f"{flag} {v!r} is not accepted with --backend {name}; it is an option of another backend")
 
 
-def make_backend(name: str, workers: int) -> Backend:
-    check_backend(name, workers)
-    return BACKENDS.get(name)(workers)
+def make_backend(name: str, workers: int, options: dict[str, Any] | None = None) -> Backend:
+    check_backend(name, workers, options)
+    return BACKENDS.get(name)(workers, **{k: v for k, v in (options or {}).items() if v is not None})
