@@ -11,6 +11,8 @@ import importlib.util
 import json
 import os
 import re
+import shutil
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -44,17 +46,20 @@ def cluster(tmp_path_factory):
 
     was_cluster, rc.ENABLE_RAY_CLUSTER = rc.ENABLE_RAY_CLUSTER, False  # in case ray was imported before
     far_tmp = tmp_path_factory.mktemp("far-node-tmp")
+    # the cluster's sessions and sockets: a short path of its own (a socket's path has at most 107 bytes), removed
+    ray_tmp = tempfile.mkdtemp(prefix="lowbit-ray-", dir="/tmp")
     c = None
     try:
-        head = {"num_cpus": 0, "node_ip_address": "127.0.0.1", "include_dashboard": False}
-        c = Cluster(initialize_head=True, head_node_args=head)
-        far = c.add_node(num_cpus=2, node_ip_address="127.0.0.1", env_vars={"TMPDIR": str(far_tmp)})
+        where = {"node_ip_address": "127.0.0.1", "temp_dir": ray_tmp}
+        c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False, **where})
+        far = c.add_node(num_cpus=2, env_vars={"TMPDIR": str(far_tmp)}, **where)
         ray.init(address=c.address, _node_ip_address="127.0.0.1", logging_level="WARNING")
         yield {"address": c.address, "far_node": far.node_id, "far_tmp": far_tmp}
     finally:
         ray.shutdown()
         if c is not None:
             c.shutdown()
+        shutil.rmtree(ray_tmp, ignore_errors=True)
         rc.ENABLE_RAY_CLUSTER = was_cluster
         for k, v in saved.items():
             if v is None:
