@@ -44,6 +44,8 @@
     [[exclude]]                        # grid cells not to run: every axis named matches (a value or a list);
     model = "wide"                     # a job without that axis (float has no bits) never matches
     bits = [2, 3]
+    [resources]                        # optional: what each job reserves on a Ray cluster (resources.py);
+    cpus = 1                           # a method's resources = { gpus = 1 } overrides it; not in job ids
     [scales.tiny]                      # overlays: merged over the spec when --scale tiny is given; any field
     grid = { seed = [0] }              # (tables merge key by key, other values are replaced)
     [scales.tiny_cosine]               # extends = a scale name or a list: those overlays first, in order, then
