@@ -4,8 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXTRAS := dev,audio,deploy,segmentation,digits,zoo,docs,cluster,tracking
-# pytest-xdist processes (each test runs on one thread: tests/conftest.py); TEST_WORKERS=0 runs in one process;
-# --dist loadgroup: the tests of one xdist_group share a process (the Ray tests: one local cluster, not two)
+# pytest-xdist processes (each test runs on one thread: tests/conftest.py); TEST_WORKERS=0 runs in one process
 TEST_WORKERS ?= 2
 
 .PHONY: run test test-fast core-check docs lint format bench clean
@@ -21,12 +20,12 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks .ci
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(ARGS)
 
 # everything not marked `slow` (the chaos suite, every study's end-to-end run, the zoo's long checks): under a minute
 test-fast: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks .ci
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not slow" $(ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not slow" $(ARGS)
 
 # the core install alone (no extras; venv kept in /tmp/lowbit-core-venv, ARGS=--fresh rebuilds it): import, --help,
 # reproduce --list, quantize_, fit, INQ, summary, packed files; a feature that needs an extra fails with one line

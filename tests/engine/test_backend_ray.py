@@ -3,7 +3,11 @@
 The head node runs the GCS and this test's driver and no job (0 CPUs); the second node (2 CPUs) runs every job and
 has a temporary directory of its own, so nothing a job writes reaches the driver's run folder except through Ray's
 object store. Every sweep is compared with the same spec run by the local backend in this process: the same store
-rows (every metric, bitwise) and the same model files."""
+rows (every metric, bitwise) and the same model files.
+
+One test runs the four scenarios on one cluster, in turn: pytest-xdist would spread separate tests over its
+processes and start a cluster in each (its ``xdist_group`` does not group tests under pytest 9.2), and a cluster
+costs more than the scenarios. Each scenario prints its wall time (``pytest -s``)."""
 
 from __future__ import annotations
 
@@ -27,7 +31,6 @@ from lowbit.serialize import load_model
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.xdist_group("ray"),  # one cluster per test process: with --dist loadgroup, one in all
     pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray is not installed (the cluster extra)"),
 ]
 
@@ -121,21 +124,19 @@ class _Placed:
         monkeypatch.setattr(RayBackend, "close", spy)
 
 
-def test_tiny_spec_on_ray_stores_the_rows_and_models_of_the_local_backend(cluster, tmp_path, tmp_path_factory):
+def tiny_spec_on_ray_stores_the_rows_and_models_of_the_local_backend(cluster, tmp_path, tmp_path_factory, monkeypatch):
     local = _local_run(3, tmp_path_factory)
-    t0 = time.perf_counter()
     sweep(_spec(3), tmp_path / "ray", backend="ray", backend_options={"address": cluster["address"]}, progress=False)
-    print(f"tiny on ray: {time.perf_counter() - t0:.1f} s")
     assert _rows(tmp_path / "ray") == _rows(local) and len(_rows(local)) > 10
     assert _models(tmp_path / "ray") == _models(local) and len(_models(local)) == 3  # bitwise the same weights
     assert (tmp_path / "ray" / "report.md").is_file()
 
 
-def test_a_job_killed_mid_training_is_retried_and_continues_from_shared_storage(cluster, tmp_path, tmp_path_factory):
+def a_job_killed_mid_training_is_retried_and_continues_from_shared_storage(cluster, tmp_path, tmp_path_factory, _mp):
     """SIGKILL of the Ray worker running the float job once it has finished an epoch: Ray runs the task again; with
     --storage the new attempt continues from the checkpoint the killed one left (its first epoch's line, with its
     measured seconds, is the one written before the kill), and the sweep ends with the local backend's rows."""
-    epochs = 40
+    epochs = 150  # ~10 ms each here: long enough for the killer to find it mid-training
     local = _local_run(epochs, tmp_path_factory)
     spec = _spec(epochs)
     float_id = next(j.id for j in plan(spec) if j.kind == "float")
@@ -181,7 +182,7 @@ def _task_pids(name: str) -> list[int]:
     return out
 
 
-def test_a_node_without_the_run_folder_sends_every_file_back(cluster, tmp_path, tmp_path_factory, monkeypatch):
+def a_node_without_the_run_folder_sends_every_file_back(cluster, tmp_path, tmp_path_factory, monkeypatch):
     """No --storage: every job runs on the second node in a folder of its temporary directory (its own TMPDIR),
     children get their parent's model through the object store, and the driver writes every file."""
     placed = _Placed(monkeypatch)
@@ -199,7 +200,7 @@ def test_a_node_without_the_run_folder_sends_every_file_back(cluster, tmp_path, 
     assert not list(cluster["far_tmp"].glob("lowbit-job-*"))  # the node's job folders are removed
 
 
-def test_a_job_that_raises_comes_back_as_job_failed_with_its_id(cluster, tmp_path):
+def a_job_that_raises_comes_back_as_job_failed_with_its_id(cluster, tmp_path, tmp_path_factory, monkeypatch):
     from lowbit.engine.backends import JobFailed
     from lowbit.engine.backends.ray import RayBackend
     from lowbit.engine.steps import run_job
@@ -213,3 +214,20 @@ def test_a_job_that_raises_comes_back_as_job_failed_with_its_id(cluster, tmp_pat
         assert be.pending == 0
     finally:
         be.close()
+
+
+SCENARIOS = [
+    tiny_spec_on_ray_stores_the_rows_and_models_of_the_local_backend,
+    a_job_killed_mid_training_is_retried_and_continues_from_shared_storage,
+    a_node_without_the_run_folder_sends_every_file_back,
+    a_job_that_raises_comes_back_as_job_failed_with_its_id,
+]
+
+
+def test_sweeps_on_a_two_node_ray_cluster(cluster, tmp_path, tmp_path_factory, monkeypatch):
+    for scenario in SCENARIOS:
+        folder = tmp_path / scenario.__name__[:40]
+        folder.mkdir()
+        t0 = time.perf_counter()
+        scenario(cluster, folder, tmp_path_factory, monkeypatch)
+        print(f"{scenario.__name__}: {time.perf_counter() - t0:.1f} s")
