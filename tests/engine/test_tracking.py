@@ -33,11 +33,19 @@ def _f32(x: float) -> float:
 
 @pytest.mark.slow
 def test_a_sweep_writes_each_jobs_epochs_and_metrics_as_tensorboard_scalars(tmp_path):
+    """Also when resumed: the jobs it finished before are written too."""
     spec = tmp_path / "tiny.toml"
     spec.write_text(SPIRALS_TINY)
     out, tb = tmp_path / "run", tmp_path / "tb"
-    rc = main(["sweep", str(spec), "--out", str(out), "--workers", "1", "--no-progress", "--tensorboard", str(tb)])
-    assert rc == 0
+    args = ["sweep", str(spec), "--out", str(out), "--workers", "1", "--no-progress", "--tensorboard"]
+    assert main([*args, str(tb)]) == 0
+    _check(out, tb)
+    # a resumed run writes the jobs it already holds (here: every one) into a fresh folder
+    assert main([*args, str(tmp_path / "tb2"), "--resume"]) == 0
+    _check(out, tmp_path / "tb2")
+
+
+def _check(out, tb):
     with Store(out, create=False) as s:
         rows = s.rows()
     jobs = {r.job_id: r for r in rows}

@@ -325,6 +325,8 @@ def sweep(
             store.forget_failures({j.id for j in jobs})  # of a spec no longer in this folder (it held no results)
             resources = {j.id: job_resources(spec.raw, j.axes["method"], _device(j)) for j in jobs}
             on_done = tracker.job_done if tracker is not None else None
+            if tracker is not None:  # the jobs a resumed run (or --reuse) already holds
+                tracker.catch_up(jobs, store.rows())
             run_jobs(jobs, out, store, backend, workers, progress, costs, backend_options, resources, on_done)
             failures = store.failures()
         report = build_report(out, trust_data=True)  # the data this sweep just trained on

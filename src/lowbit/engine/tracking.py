@@ -50,6 +50,19 @@ class Tracker:
         self.writer_class, self.log_dir, self.out = SummaryWriter, Path(log_dir), Path(out)
         self.log_dir.mkdir(parents=True, exist_ok=True)
 
+    def catch_up(self, jobs: list, rows: list) -> None:
+        """Write the jobs ``rows`` (the store's) hold that have no run here yet: finished by an earlier run of a
+        resumed sweep, or copied in by ``--reuse``."""
+        by_id = {j.id: j for j in jobs}
+        results: dict[str, dict] = {}
+        for r in rows:
+            res = results.setdefault(r.job_id, {"metrics": {}, "wall_s": r.wall_s})
+            res["metrics"][r.metric] = r.value
+        for job_id, res in results.items():
+            job = by_id.get(job_id)
+            if job is not None and not (self.log_dir / run_name(job.axes)).is_dir():
+                self.job_done(job, res)
+
     def job_done(self, job: Any, result: dict) -> None:
         """Write job ``job``'s epochs and final metrics (``result`` as ``steps.run_job`` returns it)."""
         w = self.writer_class(log_dir=str(self.log_dir / run_name(job.axes)))
