@@ -3,6 +3,12 @@
 A quantizer is an ``nn.Module`` because some methods learn parameters (PACT's alpha, LSQ's step) or keep
 calibrated statistics (the uniform quantizer's L2-optimal step). Calling it returns the fake-quantized
 tensor (same shape and dtype) with the straight-through gradient its spec section defines.
+
+Under mixed precision (``torch.autocast``, ``TrainConfig.amp``) a float16/bfloat16 input is cast to float32
+before the forward and the result is float32 (``_float32_under_autocast``): the grid arithmetic (x / Δ, rounding
+to an integer code, clamping) in bfloat16's 8 significant bits would pick wrong codes and leave values off the
+grid. autocast itself does not touch these element-wise ops, so without the cast they would run in the input's
+low precision. Outside autocast nothing changes (a model converted to bfloat16 on purpose stays bfloat16).
 """
 
 from __future__ import annotations
@@ -80,6 +86,17 @@ def run_eager(init: Callable[[torch.Tensor], None], x: torch.Tensor, who: str) -
     init(x)
 
 
+_HALF = (torch.float16, torch.bfloat16)
+
+
+def _float32_under_autocast(module: nn.Module, args: tuple) -> tuple | None:
+    """Forward pre-hook: a half-precision input under autocast becomes float32 (module docstring)."""
+    x = args[0] if args else None
+    if torch.is_tensor(x) and x.dtype in _HALF and torch.is_autocast_enabled(x.device.type):
+        return (x.float(), *args[1:])
+    return None
+
+
 class Quantizer(nn.Module):
     """Base class. Subclasses set ``name``/``kind``/``reference`` and implement ``forward`` and ``levels``.
 
@@ -110,6 +127,7 @@ class Quantizer(nn.Module):
 
     def __init__(self, bits: int):
         super().__init__()
+        self.register_forward_pre_hook(_float32_under_autocast)
         self.bits = check_bits(
             bits, name=self.name or type(self).__name__, min_bits=self.min_bits, max_bits=self.max_bits
         )
