@@ -152,15 +152,15 @@ def gather_rng() -> list[torch.Tensor]:
 def wrap(model: nn.Module) -> nn.Module:
     """``model`` under DistributedDataParallel, or ``model`` itself without a process group.
 
-    ``find_unused_parameters``: a quantizer parameter that a forward does not reach (e.g. a branch a task does
-    not use) would otherwise stop the next step with "Expected to have finished reduction"; the cost is one
-    graph walk per step.
+    Without ``find_unused_parameters`` (which walks the graph every step): every quantized twin gives each of
+    its parameters a gradient in every step (tests/nn/test_nn_ddp.py); a model of one's own with a parameter
+    its forward does not use stops at the second step with DDP's "Expected to have finished reduction".
     """
     if not active():
         return model
     device = next(iter(model.parameters()), torch.empty(0)).device
     ids = [device.index] if device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
+    return nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
 
 def _peers_alive() -> bool:
