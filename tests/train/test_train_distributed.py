@@ -227,3 +227,17 @@ def test_killed_rank_stops_the_run_in_one_line_and_resume_is_exact(tmp_path):
         for k in want[job]:
             assert torch.equal(want[job][k], got[job][k]), f"job {job} tensor {k} differs after the resume"
     assert _rows(tmp_path / "ref") == _rows(tmp_path / "run")
+
+
+def test_nproc_options_are_checked_in_one_line(tmp_path, capsys):
+    from lowbit.cli import main
+
+    (tmp_path / "killer.py").write_text(textwrap.dedent(KILLER))
+    (tmp_path / "exp.toml").write_text(CONFIG)
+    cfg = str(tmp_path / "exp.toml")
+    assert main(["run", cfg, "--nproc", "0"]) == 2
+    assert "--nproc 0 is not accepted; expected a whole number >= 1" in capsys.readouterr().err
+    assert main(["run", cfg, "--nproc", "2", "--workers", "4"]) == 2
+    assert "leave out --backend and --workers" in capsys.readouterr().err
+    assert main(["run", cfg, "--nproc", "2", "--plan-only"]) == 0  # a dry run plans in this process: no launch
+    assert "2 jobs" in capsys.readouterr().out
