@@ -4,11 +4,11 @@ A quantizer is an ``nn.Module`` because some methods learn parameters (PACT's al
 calibrated statistics (the uniform quantizer's L2-optimal step). Calling it returns the fake-quantized
 tensor (same shape and dtype) with the straight-through gradient its spec section defines.
 
-Under mixed precision (``torch.autocast``, ``TrainConfig.amp``) a float16/bfloat16 input is cast to float32
-before the forward and the result is float32 (``_float32_under_autocast``): the grid arithmetic (x / Δ, rounding
-to an integer code, clamping) in bfloat16's 8 significant bits would pick wrong codes and leave values off the
-grid. autocast itself does not touch these element-wise ops, so without the cast they would run in the input's
-low precision. Outside autocast nothing changes (a model converted to bfloat16 on purpose stays bfloat16).
+Under mixed precision (``torch.autocast``, ``TrainConfig.amp``) the quantized twins hand their activation
+quantizers float32 (``float32_under_autocast``): a layer's output under autocast is bfloat16/float16, and the grid
+arithmetic (x / Δ, rounding to an integer code, clamping) in bfloat16's 8 significant bits would pick wrong codes
+and leave values off the grid. autocast itself does not touch these element-wise ops, so without the cast they
+would run in the input's low precision. Weights are float32 parameters: weight quantizers see float32 anyway.
 """
 
 from __future__ import annotations
@@ -89,12 +89,12 @@ def run_eager(init: Callable[[torch.Tensor], None], x: torch.Tensor, who: str) -
 _HALF = (torch.float16, torch.bfloat16)
 
 
-def _float32_under_autocast(module: nn.Module, args: tuple) -> tuple | None:
-    """Forward pre-hook: a half-precision input under autocast becomes float32 (module docstring)."""
-    x = args[0] if args else None
-    if torch.is_tensor(x) and x.dtype in _HALF and torch.is_autocast_enabled(x.device.type):
-        return (x.float(), *args[1:])
-    return None
+def float32_under_autocast(x: torch.Tensor) -> torch.Tensor:
+    """``x`` as float32 when it is float16/bfloat16 under autocast (module docstring); otherwise ``x`` itself, so
+    a model converted to bfloat16 on purpose stays bfloat16. Dtype and autocast state are host facts: no sync."""
+    if x.dtype in _HALF and torch.is_autocast_enabled(x.device.type):
+        return x.float()
+    return x
 
 
 class Quantizer(nn.Module):
@@ -127,7 +127,6 @@ class Quantizer(nn.Module):
 
     def __init__(self, bits: int):
         super().__init__()
-        self.register_forward_pre_hook(_float32_under_autocast)
         self.bits = check_bits(
             bits, name=self.name or type(self).__name__, min_bits=self.min_bits, max_bits=self.max_bits
         )

@@ -1,12 +1,12 @@
 """Mixed precision for ``fit``: ``TrainConfig.amp`` = "off" | "bf16" | "fp16".
 
 The forward (the task's loss) runs under ``torch.autocast``: matrix products and convolutions in the low
-precision, the rest as autocast decides. Fake quantization stays in float32: every quantizer casts a
-half-precision input to float32 first (``quantizers.base.Quantizer``, a forward pre-hook), because its grid
-arithmetic (x / Δ, rounding to an integer code, clamping at the grid ends) in bfloat16 — 8 significant bits —
-would round codes to the wrong level and put its output off the grid; the weights are float32 parameters, so
-weight quantizers already see float32. What the layer then multiplies is the float32 grid value cast to the
-low precision by autocast, as for any weight under AMP.
+precision, the rest as autocast decides. Fake quantization stays in float32: the quantized layers hand their
+activation quantizers float32 (``quantizers.base.float32_under_autocast``), because the grid arithmetic (x / Δ,
+rounding to an integer code, clamping at the grid ends) in bfloat16 — 8 significant bits — would round codes to
+the wrong level and put the output off the grid; the weights are float32 parameters, so weight quantizers already
+see float32. What the layer then multiplies is the float32 grid value cast to the low precision by autocast, as
+for any weight under AMP.
 
 fp16 has a narrow exponent range: its gradients are scaled (``torch.amp.GradScaler``) so small ones do not
 flush to zero, and a step whose gradients overflowed is skipped. bf16 has float32's range and needs no scaler.
