@@ -13,6 +13,9 @@ Two measurements in one run, each side by side:
 
     python benchmarks/bf16_cpu.py             # the run docs/performance.md reports
     python benchmarks/bf16_cpu.py --quick     # fewer steps, random images for the speed part only
+    python benchmarks/bf16_cpu.py --only accuracy --threads 1     # one part; speed at the threads given
+
+The data: the shared CIFAR-10 JPEG archive (``LOWBIT_DATA`` names its folder).
 
 bf16 becomes a study default only if it is faster at equal accuracy (docs/performance.md says what was measured).
 """
@@ -116,12 +119,15 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="2 rounds of 2 steps, no accuracy run")
     p.add_argument("--float-epochs", type=int, default=8, help="float epochs of the accuracy run (40 steps each)")
     p.add_argument("--qat-epochs", type=int, default=2, help="W2A2 epochs of the accuracy run")
+    p.add_argument("--only", choices=("speed", "accuracy"), default=None, help="run one part")
+    p.add_argument("--threads", default="1,2", help="intra-op threads of the speed part, comma-separated")
     args = p.parse_args()
     print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, bf16 autocast on CPU")
-    print("\n| model | threads | float32 steps/s | bf16 steps/s | bf16 / float32 |\n|---|---|---|---|---|")
-    for threads in (1, 2):
-        speed(threads, rounds=2 if args.quick else 5, steps=2 if args.quick else 3)
-    if args.quick:
+    if args.only != "accuracy":
+        print("\n| model | threads | float32 steps/s | bf16 steps/s | bf16 / float32 |\n|---|---|---|---|---|")
+        for threads in (int(t) for t in args.threads.split(",")):
+            speed(threads, rounds=2 if args.quick else 5, steps=2 if args.quick else 3)
+    if args.quick or args.only == "speed":
         return
     steps = args.float_epochs * -(-DATA["subset"] // BATCH)
     print(

@@ -263,7 +263,6 @@ def fit(
                 share = weight / distributed.world_size()  # 1.0 in one process
                 total, count = total + float(loss.detach()) * share, count + 1
             total = distributed.all_sum(total)  # the mean loss of every global batch, as one process logs it
-            rngs = distributed.gather_rng() if ckpt is not None else None
         row = {"epoch": epoch, "lr": lr, "loss": total / max(1, count), "seconds": time.perf_counter() - t0}
         if evaluate is not None:
             model.eval()
@@ -271,8 +270,12 @@ def fit(
                 row.update(evaluate(model))
         history.append(row)
         bar.set_postfix(loss=f"{row['loss']:.4f}")
+        with distributed.lost_peer(f"the checkpoint of epoch {epoch}"):
+            rngs = distributed.gather_rng() if ckpt is not None else None  # every rank's (dropout): exact resume
         if ckpt is not None and writer:  # rank 0 writes (atomically); the others train on
             save_train_state(ckpt, model, opt, epoch, history, rngs, scaler.state_dict() if scaler else None)
             atomic_append_lines(metrics, [json.dumps(row)])
+    with distributed.lost_peer("the end"):
+        distributed.sync_module(model)  # buffers a rank updated in its last forward (BN statistics): rank 0's
     model.eval()
     return history
