@@ -50,7 +50,7 @@ def _launch_argv(args: argparse.Namespace) -> list[str]:
 def _run_distributed(spec, args: argparse.Namespace) -> int:
     """One rank of a distributed run: rank 0 runs the engine on the ``ddp`` backend, the others follow it."""
 
-    from ..engine.backends.ddp import follow
+    from ..engine.backends.ddp import follow, register
     from ..engine.plan import plan
     from ..train import distributed
     from ..train.distributed import PeerLost
@@ -65,7 +65,7 @@ def _run_distributed(spec, args: argparse.Namespace) -> int:
         if distributed.rank() > 0:
             follow()
             return 0
-        args.backend, args.workers = "ddp", 1
+        args.backend, args.workers = register(), 1
         return run_spec(spec, args)
     except PeerLost as e:
         print(f"lowbit run: error: {e}", file=sys.stderr)

@@ -70,11 +70,16 @@ class DistributedBackend(Backend):
             pass
 
 
-@BACKENDS.register("ddp")
 def _ddp(workers: int) -> Backend:
-    if not distributed.active():
-        raise ValueError("--backend 'ddp' runs under torchrun or `lowbit run --nproc N` only")
     return DistributedBackend()
+
+
+def register() -> str:
+    """Register the ``ddp`` backend (in a rank of a distributed run only: it is no choice for ``--backend``, so
+    it is not listed in other processes) and return its name."""
+    if "ddp" not in BACKENDS:
+        BACKENDS.register("ddp", _ddp, listed=False)
+    return "ddp"
 
 
 def follow() -> None:
