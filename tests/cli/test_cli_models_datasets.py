@@ -76,7 +76,7 @@ def test_datasets_lists_what_each_gives_and_its_argument_ranges(capsys):
 
 def test_train_config_says_the_default_optimizer(capsys):
     rows = _json(capsys, "train-config")
-    default = TrainConfig().to_dict()
+    default = {**vars(TrainConfig()), "milestones": []}  # every field (to_dict leaves the later ones out at default)
     assert [r["name"] for r in rows] == list(default) and all(r["default"] == default[r["name"]] for r in rows)
     assert {r["name"]: r["default"] for r in rows}["optimizer"] == "adam"
     assert main(["train-config"]) == 0

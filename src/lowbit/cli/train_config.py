@@ -26,7 +26,9 @@ def _run(args: argparse.Namespace) -> int:
 
     from ..train.config import HELP, TrainConfig
 
-    default = TrainConfig().to_dict()
+    cfg = TrainConfig()
+    default = {f.name: getattr(cfg, f.name) for f in fields(TrainConfig)}  # to_dict leaves some defaults out
+    default["milestones"] = list(cfg.milestones)
     rows = [
         {"name": f.name, "type": str(f.type), "default": default[f.name], "help": HELP[f.name]}
         for f in fields(TrainConfig)

@@ -47,6 +47,7 @@ from torch import nn
 from torch.nn.modules.linear import NonDynamicallyQuantizableLinear
 
 from ..quantizers import Quantizer
+from ..quantizers.base import float32_under_autocast
 from .linear import QuantLinear
 from .qmodule import QUANT_TWINS, QuantMixin, adopt_parameters, quantizer_copies, register_twin
 
@@ -128,6 +129,7 @@ class QuantMultiheadAttention(QuantMixin, nn.MultiheadAttention):
         """Apply the activation quantizer of ``role`` ("input", "q", "k", "v", "attn"); identity when float."""
         if self.act_quant is None:
             return x
+        x = float32_under_autocast(x)
         return self.act_quant(x) if role == "input" else self.act_quants[role](x)
 
     def forward(

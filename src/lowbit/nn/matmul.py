@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..quantizers import Quantizer
+from ..quantizers.base import float32_under_autocast
 from .attention import additive_mask
 from .qmodule import QuantMixin, quantizer_copies, register_twin
 
@@ -61,7 +62,7 @@ class _OperandRoles(QuantMixin):
         return q
 
     def quantize_role(self, role: str, x: torch.Tensor) -> torch.Tensor:
-        return x if self.act_quant is None else self.act_quants[role](x)
+        return x if self.act_quant is None else self.act_quants[role](float32_under_autocast(x))
 
 
 class Matmul(nn.Module):

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from ..quantizers import Quantizer
+from ..quantizers.base import float32_under_autocast
 
 QUANT_TWINS: dict[type[nn.Module], type[nn.Module]] = {}
 T = TypeVar("T", bound=type[nn.Module])
@@ -110,7 +111,7 @@ class QuantMixin:
         return value
 
     def quantize_input(self, x: torch.Tensor) -> torch.Tensor:
-        return x if self.act_quant is None else self.act_quant(x)
+        return x if self.act_quant is None else self.act_quant(float32_under_autocast(x))
 
     @classmethod
     def from_float(cls, module: nn.Module, weight_quant: Quantizer | None, act_quant: Quantizer | None):

@@ -45,6 +45,7 @@ import torch
 from torch import nn
 
 from ..quantizers import Quantizer
+from ..quantizers.base import float32_under_autocast
 from .qmodule import QuantMixin, adopt_parameters, register_twin
 from .recurrent_loop import recurrent_loop
 
@@ -129,7 +130,7 @@ class _QuantRNNBase(QuantMixin):
 
     def quantize_act(self, role: str, x: torch.Tensor) -> torch.Tensor:
         """Apply the activation quantizer copy of ``role`` ("input_l0", "hidden_l1_reverse", ...)."""
-        return x if self.act_quant is None else self.act_quants[role](x)
+        return x if self.act_quant is None else self.act_quants[role](float32_under_autocast(x))
 
     def forward(self, input, hx=None):
         if self.force_loop or self.act_quant is not None:

@@ -24,6 +24,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
+from ..quantizers.base import float32_under_autocast
+
 
 def _cell(mode: str, gi: torch.Tensor, gh: torch.Tensor, h: torch.Tensor, c: torch.Tensor | None):
     """One step given gi = W_ih x̂_t + b_ih and gh = W_hh ĥ_{t-1} + b_hh; returns (h', c')."""
@@ -55,7 +57,7 @@ def _direction(m: nn.RNNBase, x: torch.Tensor, h, c, layer: int, sfx: str, mask,
         with torch.no_grad():
             ys, _, _ = _scan(m, x, h, c, layer, sfx, mask, reverse, quantize_hidden=False)
             states = torch.cat([h.unsqueeze(0), ys]) if mask is None else torch.cat([h, ys[mask]])
-            m.act_quants[role](states)
+            m.act_quants[role](float32_under_autocast(states))
         warmed.add(role)
     return _scan(m, x, h, c, layer, sfx, mask, reverse, quantize_hidden=True)
 

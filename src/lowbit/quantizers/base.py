@@ -3,6 +3,12 @@
 A quantizer is an ``nn.Module`` because some methods learn parameters (PACT's alpha, LSQ's step) or keep
 calibrated statistics (the uniform quantizer's L2-optimal step). Calling it returns the fake-quantized
 tensor (same shape and dtype) with the straight-through gradient its spec section defines.
+
+Under mixed precision (``torch.autocast``, ``TrainConfig.amp``) the quantized twins hand their activation
+quantizers float32 (``float32_under_autocast``): a layer's output under autocast is bfloat16/float16, and the grid
+arithmetic (x / Δ, rounding to an integer code, clamping) in bfloat16's 8 significant bits would pick wrong codes
+and leave values off the grid. autocast itself does not touch these element-wise ops, so without the cast they
+would run in the input's low precision. Weights are float32 parameters: weight quantizers see float32 anyway.
 """
 
 from __future__ import annotations
@@ -78,6 +84,17 @@ def run_eager(init: Callable[[torch.Tensor], None], x: torch.Tensor, who: str) -
             "torch.export needs it fixed first: lowbit.calibrate(model, batches), or one eager forward"
         )
     init(x)
+
+
+_HALF = (torch.float16, torch.bfloat16)
+
+
+def float32_under_autocast(x: torch.Tensor) -> torch.Tensor:
+    """``x`` as float32 when it is float16/bfloat16 under autocast (module docstring); otherwise ``x`` itself, so
+    a model converted to bfloat16 on purpose stays bfloat16. Dtype and autocast state are host facts: no sync."""
+    if x.dtype in _HALF and torch.is_autocast_enabled(x.device.type):
+        return x.float()
+    return x
 
 
 class Quantizer(nn.Module):

@@ -6,9 +6,13 @@ import math
 from dataclasses import asdict, dataclass, field
 
 from ..config import check_keys
+from .precision import AMP_MODES
 from .schedules import SCHEDULES
 
 OPTIMIZERS = ("adam", "sgd", "nesterov")
+# Fields added after job ids were first derived from ``to_dict``: left out of it while at their default, so a
+# config that does not set them keeps the id (and the run folder) it had (engine/plan.py: job_id).
+_LATER_DEFAULTS = {"amp": "off", "channels_last": False, "num_workers": 0, "pin_memory": False}
 
 
 @dataclass
@@ -31,6 +35,10 @@ class TrainConfig:
     device: str = "cpu"
     lr_scale: dict[str, float] = field(default_factory=dict)
     calibrate_batches: int = 4
+    amp: str = "off"
+    channels_last: bool = False
+    num_workers: int = 0
+    pin_memory: bool = False
 
     def __post_init__(self):
         def need(cond: bool, field: str, accepted: str):
@@ -65,10 +73,15 @@ class TrainConfig:
         need(whole(self.seed, 0), "seed", "a whole number >= 0")
         need(whole(self.calibrate_batches, 0), "calibrate_batches", "a whole number >= 0 (0 = no calibration)")
         need(
-            isinstance(self.device, str) and self.device.split(":")[0] in ("cpu", "cuda", "mps"),
+            isinstance(self.device, str)
+            and (self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda", "mps")),
             "device",
-            "'cpu', 'cuda[:N]' or 'mps'",
+            "'auto', 'cpu', 'cuda[:N]' or 'mps'",
         )
+        need(self.amp in AMP_MODES, "amp", f"one of {AMP_MODES}")
+        need(isinstance(self.channels_last, bool), "channels_last", "true or false")
+        need(whole(self.num_workers, 0), "num_workers", "a whole number >= 0 (0 = load in the training process)")
+        need(isinstance(self.pin_memory, bool), "pin_memory", "true or false")
         self.milestones = tuple(self.milestones)
 
         def factor(v):
@@ -84,7 +97,7 @@ class TrainConfig:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["milestones"] = list(self.milestones)
-        return d
+        return {k: v for k, v in d.items() if k not in _LATER_DEFAULTS or v != _LATER_DEFAULTS[k]}
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
@@ -107,8 +120,15 @@ HELP = {
     "lipschitz": "λ of the Lipschitz regulariser (spec §5.2; the paper uses 1e-4; 0 = off)",
     "grad_clip": "max global gradient norm (0 = off)",
     "seed": "shuffling and dropout (a study sets it from its seed axis)",
-    "device": "'cpu', 'cuda', 'cuda:1', 'mps' (model and batches are moved there)",
+    "device": "'auto' (CUDA when present, else CPU), 'cpu', 'cuda', 'cuda:1', 'mps' (model and batches are moved "
+    "there; under torchrun / --nproc, 'auto' and 'cuda' mean each process's own GPU)",
     "lr_scale": "learning-rate factor per parameter group: {fnmatch pattern over named_parameters(): factor}; "
     "multiplies any factor the layer's quantizer declares (BinaryConnect lr_scale='glorot'; train/param_groups.py)",
     "calibrate_batches": "batches that set uncalibrated quantizer ranges before training (0 = off)",
+    "amp": "mixed precision: 'off' | 'bf16' (bfloat16 autocast) | 'fp16' (float16 autocast + gradient scaler); "
+    "fake quantization always computes in float32 (train/precision.py)",
+    "channels_last": "put the model's 4-d weights and the 4-d batches in channels-last layout (faster convolutions "
+    "on GPUs with tensor cores)",
+    "num_workers": "DataLoader worker processes that collate batches (0 = in the training process)",
+    "pin_memory": "collate into pinned memory for asynchronous copies to a CUDA device (ignored on CPU)",
 }

@@ -5,6 +5,10 @@ optimizer and a restarted learning-rate schedule (spec §1.3). After the last po
 nothing left to train in the quantized layers, so by default no retraining happens (spec §1.3).
 Each stage checkpoints in ``run_dir/stage<k>``; the checkpoint holds the INQ masks (they are model buffers),
 so resuming loads the latest stage reached and continues from there.
+
+In a process group (torchrun, ``lowbit run --nproc``) rank 0 decides: it finds the stage to resume from and
+broadcasts it with its model state, and after each ``inq.step()`` its partition (frozen masks, codebooks and the
+weights put on them) is broadcast, so every rank trains the same free weights (train/distributed.py).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ..inq import INQ
+from . import distributed
 from .config import TrainConfig
 from .loop import fit, load_model_state
 
@@ -41,15 +46,21 @@ def fit_inq(
     inq = INQ(model, bits, portions, strategy)
     run_dir = Path(run_dir) if run_dir is not None else None
     start = 0
-    if resume and run_dir is not None:
-        done = [k for k in range(len(portions)) if _ckpt(run_dir, k).exists()]
-        if done:
-            start = max(done)
-            load_model_state(_ckpt(run_dir, start), model)  # INQ masks and stage come with the model state
+    if distributed.from_rank0(resume and run_dir is not None):
+        done = [k for k in range(len(portions)) if run_dir is not None and _ckpt(run_dir, k).exists()]
+        found = distributed.from_rank0(max(done) if done and distributed.is_writer() else -1)
+        if found >= 0:
+            start = found
+            if distributed.is_writer():
+                load_model_state(_ckpt(run_dir, start), model)  # INQ masks and stage come with the model state
+            if distributed.active():
+                state = distributed.from_rank0(model.state_dict() if distributed.is_writer() else None)
+                model.load_state_dict(state)
     history: list[dict] = []
     for k in range(start, len(portions)):
         if inq.stage < k:
             inq.step()
+            distributed.sync_module(model)  # rank 0's partition on every rank
         if portions[k] < 1.0 or retrain_last:
             stage_dir = run_dir / f"stage{k}" if run_dir is not None else None
             h = fit(

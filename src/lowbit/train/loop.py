@@ -3,6 +3,10 @@
 Resume is exact: shuffling uses a generator seeded by (seed, epoch), the global RNG state (dropout) and
 the optimizer state are checkpointed after every epoch, and the learning rate is a pure function of the
 epoch. A run killed at any point and resumed ends where an uninterrupted run ends.
+
+Under torchrun / ``lowbit run --nproc`` the same loop trains data-parallel (``distributed.py``: one global
+batch split over the processes, rank 0's quantizer state, rank 0 writes); ``batches.py`` feeds it, and
+``precision.py`` is its mixed precision.
 """
 
 from __future__ import annotations
@@ -21,9 +25,12 @@ from torch.utils.data import Dataset, TensorDataset, default_collate
 
 from ..fileio import atomic_append_lines, atomic_write_text
 from ..progress import progress_bar
+from . import distributed
+from .batches import epoch_order, train_batches
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .param_groups import param_groups
+from .precision import autocast, make_scaler
 from .regularizers import apply_post_step, lipschitz, quantizer_regularizers
 from .schedules import PER_STEP, lr_factor
 
@@ -55,11 +62,7 @@ def epoch_batches(
 ):
     """Yield the batches of one epoch in the order fixed by (seed, epoch)."""
     n = len(data)
-    if shuffle:
-        g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-        order = torch.randperm(n, generator=g)
-    else:
-        order = torch.arange(n)
+    order = epoch_order(n, seed, epoch, shuffle)
     for i in range(0, n, batch_size):
         idx = order[i : i + batch_size]
         if isinstance(data, TensorDataset) and collate is None:
@@ -68,11 +71,14 @@ def epoch_batches(
             yield (collate or default_collate)([data[int(j)] for j in idx])
 
 
-def place(model: nn.Module, device: str) -> nn.Module:
-    """Move ``model`` to ``device``; a CUDA device on a machine without one is one clear line, not a traceback."""
+def place(model: nn.Module, device: str, channels_last: bool = False) -> nn.Module:
+    """Move ``model`` to ``device`` ("auto": CUDA when present); a CUDA device on a machine without one is one
+    clear line, not a traceback. ``channels_last``: 4-d parameters and buffers in channels-last layout."""
+    device = distributed.resolve_device(device)
     if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f'device {device!r}: CUDA is not available on this machine; use device = "cpu"')
-    return model.to(device)
+        raise ValueError(f'device {device!r}: CUDA is not available on this machine; use device = "cpu" or "auto"')
+    model = model.to(device)
+    return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
 def _to(batch: Any, device: str) -> Any:
@@ -109,12 +115,24 @@ def _load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]
     opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
-def save_train_state(path: Path, model: nn.Module, opt: torch.optim.Optimizer, epoch: int, history: list[dict]) -> None:
+def save_train_state(
+    path: Path,
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    epoch: int,
+    history: list[dict],
+    rngs: list[torch.Tensor] | None = None,
+    scaler: dict | None = None,
+) -> None:
+    """``rngs``: every rank's RNG state (rank r > 0 as ``rng.torch.<r>``); ``scaler``: fp16's GradScaler state."""
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     otensors, ometa = _optimizer_tensors(opt)
     tensors.update(otensors)
-    tensors["rng.torch"] = torch.get_rng_state()
-    save_checkpoint(path, tensors, {"kind": "train-state", "epoch": epoch, "optimizer": ometa, "history": history})
+    rngs = rngs or [torch.get_rng_state()]
+    tensors["rng.torch"] = rngs[0]
+    tensors.update({f"rng.torch.{r}": s for r, s in enumerate(rngs) if r > 0})
+    meta = {"kind": "train-state", "epoch": epoch, "optimizer": ometa, "history": history}
+    save_checkpoint(path, tensors, {**meta, "scaler": scaler} if scaler else meta)
 
 
 def load_model_state(path: Path, model: nn.Module) -> dict:
@@ -132,11 +150,13 @@ def calibrate_before_training(
     """
     from ..api import calibrate
 
+    device = distributed.resolve_device(cfg.device)
+
     def batches():
         for i, batch in enumerate(epoch_batches(data, cfg.batch_size, cfg.seed, 0, collate)):
             if i >= cfg.calibrate_batches:
                 return
-            yield batch if cfg.device == "cpu" else _to(batch, cfg.device)
+            yield _to(batch, device) if device != "cpu" else batch
 
     calibrate(model, batches(), forward=loss_fn, only_uncalibrated=True)
 
@@ -165,31 +185,45 @@ def fit(
     Before the first epoch of a fresh run, the quantizers whose ranges are still unset (PACT α, LSQ steps, ...)
     are calibrated on the first ``cfg.calibrate_batches`` batches of epoch 0 (``lowbit.calibrate`` with
     ``only_uncalibrated=True``; ``loss_fn`` runs the forward); 0 turns it off.
+    In a process group (torchrun, ``lowbit run --nproc``) it trains data-parallel: see ``distributed.py``.
     """
-    place(model, cfg.device)
+    device = distributed.resolve_device(cfg.device)
+    place(model, device, cfg.channels_last)
+    dd, writer = distributed.active(), distributed.is_writer()
     opt = make_optimizer(param_groups(model, cfg), cfg)  # one group per lr factor (train/param_groups.py)
     if on_optimizer is not None:
         on_optimizer(opt)
-    ckpt = Path(run_dir) / "checkpoints" / "last.safetensors" if run_dir else None
-    metrics = Path(run_dir) / "metrics.jsonl" if run_dir else None
+    keep = distributed.from_rank0(run_dir is not None)  # rank 0 decides (other ranks may pass a scratch dir)
+    ckpt = Path(run_dir) / "checkpoints" / "last.safetensors" if keep and run_dir else None
+    metrics = Path(run_dir) / "metrics.jsonl" if keep and run_dir and writer else None
+    scaler = make_scaler(cfg.amp, device)
     history: list[dict] = []
     start = 0
     torch.manual_seed(cfg.seed)
-    if resume and ckpt is not None and ckpt.exists():
-        tensors, meta = load_checkpoint(ckpt)
+    state = load_checkpoint(ckpt) if resume and writer and ckpt is not None and ckpt.exists() else None
+    with distributed.lost_peer("the resume"):
+        state = distributed.from_rank0(state)  # rank 0 read the checkpoint; every rank resumes from it
+    if state is not None:
+        tensors, meta = state
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         _load_optimizer(opt, tensors, meta["optimizer"])
-        torch.set_rng_state(tensors["rng.torch"])
+        rank = distributed.rank()
+        torch.set_rng_state(tensors.get(f"rng.torch.{rank}", tensors["rng.torch"]) if rank else tensors["rng.torch"])
+        if scaler is not None and meta.get("scaler"):
+            scaler.load_state_dict(meta["scaler"])
         start, history = meta["epoch"] + 1, meta["history"]
     if start == 0 and cfg.calibrate_batches > 0:
         calibrate_before_training(model, train_data, cfg, loss_fn, collate)
+    with distributed.lost_peer("the start"):
+        distributed.sync_module(model)  # rank 0's calibrated ranges, INQ masks, ... on every rank
+        net = distributed.wrap(model)
     if metrics is not None and history:  # metrics.jsonl always agrees with the checkpoint it was resumed from
         atomic_write_text(metrics, "".join(json.dumps(h) + "\n" for h in history))
     elif metrics is not None:  # no epoch finished: no file (never an empty one)
         metrics.unlink(missing_ok=True)
     epochs = range(start, cfg.epochs)
     bar = progress_bar(epochs, enabled=progress, desc=desc, leave=False, initial=start, total=cfg.epochs)
-    per_epoch = math.ceil(len(train_data) / cfg.batch_size)  # batches of epoch_batches (the last may be short)
+    per_epoch = math.ceil(len(train_data) / cfg.batch_size)  # global batches per epoch (the last may be short)
 
     def set_lr(epoch: int, step: int) -> float:
         f = lr_factor(cfg.schedule, epoch, cfg.epochs, cfg.milestones, cfg.gamma, cfg.cycle_stage, step, per_epoch)
@@ -201,25 +235,34 @@ def fit(
         lr = set_lr(epoch, 0)
         model.train()
         t0, total, count = time.perf_counter(), 0.0, 0
-        for step, batch in enumerate(epoch_batches(train_data, cfg.batch_size, cfg.seed, epoch, collate)):
-            if step > 0 and cfg.schedule in PER_STEP:
-                set_lr(epoch, step)
-            if cfg.device != "cpu":
-                batch = _to(batch, cfg.device)
-            loss = loss_fn(model, batch)
-            reg = quantizer_regularizers(model)
-            full = loss if reg is None else loss + reg
-            if cfg.lipschitz > 0:
-                full = full + cfg.lipschitz * lipschitz(model)
-            opt.zero_grad(set_to_none=True)
-            full.backward()
-            if cfg.grad_clip > 0:
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            apply_post_step(model)
-            if after_step is not None:
-                after_step(model)
-            total, count = total + float(loss.detach()), count + 1
+        with distributed.lost_peer(f"epoch {epoch}"):
+            for step, (batch, weight) in enumerate(train_batches(train_data, cfg, epoch, device, collate)):
+                if step > 0 and cfg.schedule in PER_STEP:
+                    set_lr(epoch, step)
+                with autocast(cfg.amp, device):
+                    loss = loss_fn(net, batch)
+                reg = quantizer_regularizers(model)
+                full = loss * weight if dd else loss  # this rank's share of the global batch's mean
+                full = full if reg is None else full + reg
+                if cfg.lipschitz > 0:
+                    full = full + cfg.lipschitz * lipschitz(model)
+                opt.zero_grad(set_to_none=True)
+                (full if scaler is None else scaler.scale(full)).backward()
+                if cfg.grad_clip > 0:
+                    if scaler is not None:
+                        scaler.unscale_(opt)
+                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                if scaler is None:
+                    opt.step()
+                else:
+                    scaler.step(opt)
+                    scaler.update()
+                apply_post_step(model)
+                if after_step is not None:
+                    after_step(model)
+                share = weight / distributed.world_size()  # 1.0 in one process
+                total, count = total + float(loss.detach()) * share, count + 1
+            total = distributed.all_sum(total)  # the mean loss of every global batch, as one process logs it
         row = {"epoch": epoch, "lr": lr, "loss": total / max(1, count), "seconds": time.perf_counter() - t0}
         if evaluate is not None:
             model.eval()
@@ -227,8 +270,12 @@ def fit(
                 row.update(evaluate(model))
         history.append(row)
         bar.set_postfix(loss=f"{row['loss']:.4f}")
-        if ckpt is not None:
-            save_train_state(ckpt, model, opt, epoch, history)
+        with distributed.lost_peer(f"the checkpoint of epoch {epoch}"):
+            rngs = distributed.gather_rng() if ckpt is not None else None  # every rank's (dropout): exact resume
+        if ckpt is not None and writer:  # rank 0 writes (atomically); the others train on
+            save_train_state(ckpt, model, opt, epoch, history, rngs, scaler.state_dict() if scaler else None)
             atomic_append_lines(metrics, [json.dumps(row)])
+    with distributed.lost_peer("the end"):
+        distributed.sync_module(model)  # buffers a rank updated in its last forward (BN statistics): rank 0's
     model.eval()
     return history
