@@ -65,10 +65,15 @@ class TrainConfig:
         need(whole(self.seed, 0), "seed", "a whole number >= 0")
         need(whole(self.calibrate_batches, 0), "calibrate_batches", "a whole number >= 0 (0 = no calibration)")
         need(
-            isinstance(self.device, str) and self.device.split(":")[0] in ("cpu", "cuda", "mps"),
+            isinstance(self.device, str)
+            and (self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda", "mps")),
             "device",
-            "'cpu', 'cuda[:N]' or 'mps'",
+            "'auto', 'cpu', 'cuda[:N]' or 'mps'",
         )
+        if self.device == "auto":  # a spec's paper scale runs unchanged on a GPU machine and on a CPU one
+            import torch
+
+            self.device = "cuda" if torch.cuda.is_available() else "cpu"
         self.milestones = tuple(self.milestones)
 
         def factor(v):
@@ -107,7 +112,8 @@ HELP = {
     "lipschitz": "λ of the Lipschitz regulariser (spec §5.2; the paper uses 1e-4; 0 = off)",
     "grad_clip": "max global gradient norm (0 = off)",
     "seed": "shuffling and dropout (a study sets it from its seed axis)",
-    "device": "'cpu', 'cuda', 'cuda:1', 'mps' (model and batches are moved there)",
+    "device": "'auto' (cuda when available, else cpu), 'cpu', 'cuda', 'cuda:1', 'mps' (model and batches are moved "
+    "there)",
     "lr_scale": "learning-rate factor per parameter group: {fnmatch pattern over named_parameters(): factor}; "
     "multiplies any factor the layer's quantizer declares (BinaryConnect lr_scale='glorot'; train/param_groups.py)",
     "calibrate_batches": "batches that set uncalibrated quantizer ranges before training (0 = off)",
