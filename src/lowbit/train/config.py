@@ -105,7 +105,7 @@ HELP = {
     "momentum": "momentum of 'sgd' / 'nesterov' (Adam ignores it)",
     "weight_decay": "L2 weight decay of the optimizer",
     "schedule": "learning-rate schedule: 'constant' | 'cosine' (to 0 over the epochs) | 'step' (x gamma at each "
-    "milestone) | 'cyclical' (spec §5.1) | 'onecycle' (per step)",
+    "milestone) | 'cyclical' (spec §5.1) | 'onecycle' (per step) | 'poly' (DeepLab: (1 - step/steps)^0.9, per step)",
     "milestones": "epochs at which 'step' multiplies the lr by gamma",
     "gamma": "the 'step' schedule's factor",
     "cycle_stage": "epochs per stage of the cyclical schedule (T_s, spec §11.19)",

@@ -167,7 +167,13 @@ def _imagenet_locate(a: dict) -> list[tuple[str, str, str]]:
     return [("imagenet", IMAGENET_WHAT, a["root"])]
 
 
-@register_dataset("imagenet", sizes=_imagenet_sizes, locate=_imagenet_locate, **IMAGES)
+@register_dataset(
+    "imagenet",
+    sizes=_imagenet_sizes,
+    locate=_imagenet_locate,
+    counts=lambda a: (1_281_167, 50_000),  # (training, test) items, for --dry-run's estimate
+    **IMAGES,
+)
 def imagenet(root: str = "", threads: Count = 0) -> Data:
     """ILSVRC-2012 in class folders (``root`` or ``<data root>/imagenet``; ``lowbit.data.imagenet``): read image
     by image with the standard preprocessing (train: random-resized-crop 224 + flip; val: resize 256, center crop

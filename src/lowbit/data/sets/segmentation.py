@@ -70,7 +70,13 @@ def _glas_locate(a: dict) -> list[tuple[str, str, str]]:
     return [("glas", GLAS_WHAT, a["root"])]
 
 
-@register_dataset("glas", sizes=_glas_sizes, locate=_glas_locate, **SEGMENTATION)
+@register_dataset(
+    "glas",
+    sizes=_glas_sizes,
+    locate=_glas_locate,
+    counts=lambda a: (85 * a["tiles_per_image"], {"testA": 60, "testB": 20, "test": 80}[a["test_part"]]),
+    **SEGMENTATION,
+)
 def glas(
     root: str = "",
     size: Positive = 256,
@@ -178,6 +184,7 @@ def _voc_locate(a: dict) -> list[tuple[str, str, str]]:
     task="segmentation_miou",
     sizes=_voc_sizes,
     locate=_voc_locate,
+    counts=lambda a: (1464, 1449),
 )
 def voc2012(root: str = "", train_split: str = "train", test_split: str = "val", crop: Positive = 513) -> Data:
     """PASCAL VOC 2012 segmentation (``root`` or ``<data root>/VOCdevkit/VOC2012``; ``lowbit.data.voc``): train on

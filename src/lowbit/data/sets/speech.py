@@ -153,7 +153,14 @@ def _split_folder(base, name: str):
     raise FileNotFoundError(f"TIMIT: no {name.upper()}/ folder in {str(base)!r}; expected {TIMIT_WHAT}")
 
 
-@register_dataset("timit", targets="phone sequences", sizes=_timit_full_sizes, locate=_timit_locate, **SPEECH)
+@register_dataset(
+    "timit",
+    targets="phone sequences",
+    sizes=_timit_full_sizes,
+    locate=_timit_locate,
+    counts=lambda a: (4620 if a["keep_sa"] else 3696, 192 if a["test_set"] == "core" else 1344),
+    **SPEECH,
+)
 def timit_full(
     root: str = "",
     n_features: Positive = 26,
