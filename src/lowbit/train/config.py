@@ -70,6 +70,7 @@ class TrainConfig:
             "device",
             "'auto', 'cpu', 'cuda[:N]' or 'mps'",
         )
+        self._asked_device = self.device  # to_dict keeps "auto": a job's config (and id) is the same on any machine
         if self.device == "auto":  # a spec's paper scale runs unchanged on a GPU machine and on a CPU one
             import torch
 
@@ -89,6 +90,7 @@ class TrainConfig:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["milestones"] = list(self.milestones)
+        d["device"] = getattr(self, "_asked_device", self.device)
         return d
 
     @classmethod
