@@ -54,7 +54,8 @@ def auto_device() -> str:
 
 
 def device_lines(jobs: list) -> list[str]:
-    asked = sorted({j.config["recipe"].get("train", {}).get("device", "cpu") for j in jobs if "recipe" in j.config})
+    trained = [j for j in jobs if j.kind != "ensemble"]  # an ensemble trains nothing (and has no device)
+    asked = sorted({j.config["recipe"].get("train", {}).get("device", "cpu") for j in trained})
     here = auto_device()
     name = torch.cuda.get_device_name(0) if here == "cuda" else "no CUDA device"
     lines = [f"device: jobs ask for {', '.join(asked) or 'cpu'}; 'auto' resolves to {here!r} here ({name})"]
