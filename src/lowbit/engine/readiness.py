@@ -81,6 +81,10 @@ def sample_shape(data_cfg: dict, model_cfg: dict) -> tuple[int, ...] | None:
     info = s.info
     if "input_size" in info and "in_channels" in info:
         return (info["in_channels"], info["input_size"], info["input_size"])
+    args = data_args(data_cfg) or {}
+    if "in_channels" in info and isinstance(args.get("tile", args.get("crop")), int):  # training items: tiles, crops
+        side = args.get("tile", args.get("crop"))
+        return (info["in_channels"], side, side)
     if "in_channels" in info:
         side = int(math.isqrt(elems // info["in_channels"]))
         return (info["in_channels"], side, side)
