@@ -49,6 +49,23 @@ def missing_data(data_cfg: dict) -> list[str]:
     return out
 
 
+def missing_model_files(spec) -> list[str]:
+    """One line per model of the grid whose ``backbone`` file (a relative path: under the data root) is absent."""
+    out = []
+    for label in spec.grid["model"]:
+        f = spec.models[label].get("backbone")
+        if isinstance(f, str) and f:
+            path = Path(f).expanduser()
+            path = path if path.is_absolute() else shared_data_dir() / path
+            if not path.is_file():
+                out.append(
+                    f"missing backbone of model {label!r}: put torchvision's mobilenet_v2 ImageNet state dict "
+                    f"(torch.save of torchvision.models.mobilenet_v2(weights='IMAGENET1K_V1').state_dict()) at "
+                    f"{str(path)!r}"
+                )
+    return out
+
+
 def auto_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -169,7 +186,7 @@ def readiness(spec, jobs: list, loaded: bool = False) -> tuple[list[str], list[s
     preflight): item shapes and set sizes come from it, else from the data set's size facts (a synthetic batch)."""
     from .models import model_data
 
-    missing = missing_data(spec.data)
+    missing = missing_data(spec.data) + missing_model_files(spec)
     lines = device_lines(jobs)
     data = load_data(spec.data) if loaded else None
     counts = _counts(spec.data, data)
