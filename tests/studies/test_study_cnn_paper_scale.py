@@ -1,6 +1,7 @@
 """The CNN studies' ``paper`` scale is the paper's recipe (Boo et al. §5.2), resolved from the shipped specs: every
 float job trains 200 epochs of SGD 0.9 from lr 0.1 (÷10 at 100 and 150, L2 5e-4), every plain retraining 100 epochs
-from 0.01 (÷10 at 50 and 80, no L2), on all of CIFAR-10 with crop + flip, on the GPU where there is one (device "auto")."""
+from 0.01 (÷10 at 50 and 80, no L2), on all of CIFAR-10 with crop + flip, on the GPU where there is one
+(device "auto")."""
 
 from __future__ import annotations
 

@@ -10,8 +10,14 @@ least one job must match). Values marked [R] in a reference are lowbit's stated 
 
 from __future__ import annotations
 
-BOO_CIFAR_FLOAT = "BOO §5.2: 'number of epochs for pretraining is 200 ... learning rate starts at 0.1 and decays by 0.1 times at 100 and 150 epochs. The L2 regularization ... 5e-4'"
-BOO_CIFAR_RETRAIN = "BOO §5.2: 'retrained for 100 epochs with the initial learning rate of 0.01 ... decreases by a factor of 0.1 at 50 and 80 epochs. We do not employ the L2 regularization when retraining'"
+BOO_CIFAR_FLOAT = (
+    "BOO §5.2: 'number of epochs for pretraining is 200 ... learning rate starts at 0.1 and decays by 0.1 times at "
+    "100 and 150 epochs. The L2 regularization ... 5e-4'"
+)
+BOO_CIFAR_RETRAIN = (
+    "BOO §5.2: 'retrained for 100 epochs with the initial learning rate of 0.01 ... decreases by a factor of 0.1 at "
+    "50 and 80 epochs. We do not employ the L2 regularization when retraining'"
+)
 BOO_CIFAR_COMMON = (
     "BOO §5.2: 'cropping and flipping ... The batch size is 128 ... The SGD optimizer with a momentum of 0.9'"
 )
