@@ -4,8 +4,9 @@ al. §5.1: "mean intersection over union (mIOU) without multi-scaling and flippi
 - loss: pixel-wise cross-entropy over the classes, pixels labelled 255 ignored (VOC's object borders, padding);
 - predict: each test image's confusion matrix (K x K, rows = truth, columns = the argmax class; ignored pixels
   left out), in the data's order. Whole-image class probabilities of 1,449 VOC images at 513 x 513 would be
-  32 GB per job (labels 381 MB), so the per-image counts are what a job keeps; an ensemble of this task, which
-  would need probabilities, is refused by the metrics (they take counts only);
+  32 GB per job (labels 381 MB), so the per-image counts are what a job keeps (stored as float32: exact up to 2^24
+  pixels per cell); an ensemble of this task, which would need probabilities, is not supported (averaged counts
+  that are not whole numbers are refused; the mean of whole counts would still not be an ensemble's mIoU);
 - metrics: IoU_c = TP_c / (TP_c + FP_c + FN_c) from the counts summed over the test set, ``miou`` the mean over
   the classes that occur (in truth or prediction), and ``pixel_accuracy``, both in %.
 """
@@ -52,9 +53,9 @@ def miou_scores(counts: torch.Tensor) -> dict[str, float]:
     """``miou`` and ``pixel_accuracy`` (%) of summed (K, K) confusion counts."""
     if counts.dim() == 3:
         counts = counts.sum(0)
-    if counts.dtype.is_floating_point:
+    if not torch.equal(counts, counts.round()):  # averaged counts (an ensemble's) are not an ensemble's mIoU
         raise ValueError(
-            "segmentation_miou: expected confusion counts (integers); an ensemble of this task is not supported"
+            "segmentation_miou: expected whole-number confusion counts; an ensemble of this task is not supported"
         )
     c = counts.double()
     tp = c.diag()
