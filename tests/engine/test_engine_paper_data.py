@@ -42,8 +42,10 @@ def test_voc_deeplab_miou_study_runs(tmp_path, monkeypatch):
             "task": "segmentation_miou",
             "data": {"name": "voc2012", "crop": 32},
             "grid": {"model": ["m"], "method": ["float", "W4A4", "W4A4+CLR"], "seed": [0]},
-            "models": {"m": {"name": "deeplabv3_mobilenetv2", "width_mult": 0.25, "head_channels": 8, "backbone": "mnv2.pth"}},
-            "train": {"epochs": 1, "batch_size": 2, "device": "auto", "optimizer": "sgd", "schedule": "poly", "lr": 0.01},
+            "models": {"m": {"name": "deeplabv3_mobilenetv2", "width_mult": 0.25, "head_channels": 8,
+                             "backbone": "mnv2.pth"}},
+            "train": {"epochs": 1, "batch_size": 2, "device": "auto", "optimizer": "sgd", "schedule": "poly",
+                      "lr": 0.01},
             "methods": {
                 "float": {"kind": "float"},
                 "W4A4": {"kind": "qat", "parent": "float", "quant": QUANT, "calibrate": 2},
@@ -70,7 +72,8 @@ def test_imagenet_vgg_inq_fixed_top_runs(tmp_path):
             "task": "image_classification",
             "data": {"name": "imagenet", "root": str(root), "threads": 2},
             "grid": {"model": ["v"], "method": ["float", "INQ"], "seed": [0], "bits": [3]},
-            "models": {"v": {"name": "vgg_small5", "width": 0.0625, "fc_hidden": 16, "batch_norm": False, "pool_to": 7}},
+            "models": {"v": {"name": "vgg_small5", "width": 0.0625, "fc_hidden": 16, "batch_norm": False,
+                             "pool_to": 7}},
             "train": {"epochs": 1, "batch_size": 2, "device": "auto", "optimizer": "sgd"},
             "methods": {
                 "float": {"kind": "float"},
