@@ -1,4 +1,5 @@
-"""Is this machine ready for a study's jobs? What ``--dry-run`` adds before it loads anything (issue 28): the data
+"""Is this machine ready for a study's jobs? What ``--dry-run`` adds for a spec meant for a GPU (a job with ``device``
+"auto" or "cuda": the paper scales; issue 28): the data
 each set needs (one line per missing set, saying what to put where), the device, the memory of one training step
 per model and the estimated GPU time of the whole grid.
 
@@ -64,6 +65,11 @@ def missing_model_files(spec) -> list[str]:
                     f"{str(path)!r}"
                 )
     return out
+
+
+def for_a_gpu(jobs: list) -> bool:
+    """Whether a trained job asks for a device other than the CPU ("auto", "cuda"): a paper scale."""
+    return any(j.config["recipe"].get("train", {}).get("device", "cpu") != "cpu" for j in jobs if j.kind != "ensemble")
 
 
 def auto_device() -> str:
