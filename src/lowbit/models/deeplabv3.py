@@ -173,6 +173,6 @@ def deeplabv3_mobilenetv2(
 ) -> DeepLabV3MobileNetV2:
     """DeepLabV3 + MobileNetV2, output stride 16, no ASPP (Boo et al. §5.1); ``backbone``: torchvision weights."""
     model = DeepLabV3MobileNetV2(num_classes, in_channels, width_mult, output_stride, head_channels, dropout)
-    if backbone:
+    if backbone and torch.empty(0).device.type != "meta":  # a size estimate on the meta device reads no file
         load_torchvision_backbone(model, backbone)
     return model
