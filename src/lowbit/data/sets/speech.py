@@ -84,7 +84,14 @@ def _timit_sizes(a: dict) -> DataSizes:
     return sequence_sizes(160, 3.0, 8.0, a["n_features"], a["hop_ms"], a["context"], 61)
 
 
-@register_dataset("timit_sample", targets="phone sequences", sizes=_timit_sizes, **SPEECH)
+@register_dataset(
+    "timit_sample",
+    targets="phone sequences",
+    sizes=_timit_sizes,
+    locate=lambda a: [("timit-sample", "the 160-utterance TIMIT sample (<speaker>/<utt>.wav + .phn)", a["root"])],
+    counts=lambda a: (140, 20),  # with the default two held-out dr8 speakers
+    **SPEECH,
+)
 def timit_sample(
     root: str = "",
     n_features: Positive = 26,
