@@ -15,17 +15,18 @@ except ImportError:
     pytest.skip("torchvision (the zoo extra) is not installed", allow_module_level=True)
 
 
-@pytest.fixture(scope="module")
-def backbone(tmp_path_factory):
+@pytest.fixture
+def backbone(tmp_path_factory, monkeypatch):
     torch.manual_seed(0)
     m = tv.models.mobilenet_v2(weights=None)
     for mod in m.modules():  # non-trivial BN statistics, so a mis-mapped tensor shows
         if isinstance(mod, torch.nn.BatchNorm2d):
             mod.running_mean.uniform_(-0.5, 0.5)
             mod.running_var.uniform_(0.5, 1.5)
-    path = tmp_path_factory.mktemp("bb") / "mobilenet_v2.pth"
-    torch.save(m.state_dict(), path)
-    return m.eval(), path
+    root = tmp_path_factory.mktemp("bb")
+    monkeypatch.setenv("LOWBIT_DATA", str(root))
+    torch.save(m.state_dict(), root / "mobilenet_v2.pth")
+    return m.eval(), "mobilenet_v2.pth"  # relative to the data root
 
 
 def test_backbone_file_initialises_the_encoder_exactly(backbone):
@@ -51,9 +52,13 @@ def test_output_stride_16_dilates_after_the_last_stride_and_keeps_the_weights(ba
     assert names == ["qra", "qa1", "qa2"]
 
 
-def test_a_missing_or_wrong_backbone_is_one_line(tmp_path):
+def test_a_missing_wrong_or_outside_backbone_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("LOWBIT_DATA", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="missing backbone: put torchvision's mobilenet_v2"):
-        create_model("deeplabv3_mobilenetv2", backbone=str(tmp_path / "none.pth"))
+        create_model("deeplabv3_mobilenetv2", backbone="none.pth")
     torch.save(tv.models.mobilenet_v2(weights=None, width_mult=0.5).state_dict(), tmp_path / "half.pth")
     with pytest.raises(ValueError, match="has shape"):
-        create_model("deeplabv3_mobilenetv2", backbone=str(tmp_path / "half.pth"))
+        create_model("deeplabv3_mobilenetv2", backbone="half.pth")
+    for outside in (str(tmp_path / "half.pth"), "../half.pth"):
+        with pytest.raises(ValueError, match="relative to the data root"):
+            create_model("deeplabv3_mobilenetv2", backbone=outside)

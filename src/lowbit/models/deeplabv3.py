@@ -14,8 +14,8 @@ Pyramid Pooling (ASPP) is not applied"), for PASCAL VOC.
 ``backbone``: a file holding torchvision's ``mobilenet_v2`` state dict (``torchvision.models.mobilenet_v2(weights=
 MobileNet_V2_Weights.IMAGENET1K_V1).state_dict()`` saved with ``torch.save``, or a safetensors file with the same
 keys); its ``features.0`` .. ``features.17`` tensors initialise the stem and the bottlenecks in order (the same
-parameters in the same order: conv, BN per layer), each shape checked. A relative path is read under the data root
-(``LOWBIT_DATA`` / ``--data-root``). The paper starts from DeepLab's VOC-trained checkpoint; lowbit starts from
+parameters in the same order: conv, BN per layer), each shape checked. The path is relative to the data root
+(``LOWBIT_DATA`` / ``--data-root``; no absolute path, no ``..``: a stored spec names it, like a data set's files). The paper starts from DeepLab's VOC-trained checkpoint; lowbit starts from
 the ImageNet backbone and trains the float model itself (docs/studies/paper-scales.md).
 
 Activation points: the blocks' own (``*qa?``, ``*qra``) and the head's ``qra`` (the signed 320-channel stream),
@@ -124,11 +124,15 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
 def load_torchvision_backbone(model: DeepLabV3MobileNetV2, path: str | Path) -> None:
     """Initialise the stem and bottlenecks from torchvision ``mobilenet_v2`` weights (module docstring)."""
-    path = Path(path)
-    if not path.is_absolute():
-        from ..data.paths import shared_data_dir
+    from ..data.paths import shared_data_dir
 
-        path = shared_data_dir() / path
+    rel = Path(path)
+    if rel.is_absolute() or ".." in rel.parts:  # a stored spec names it: it stays inside the data root
+        raise ValueError(
+            f"backbone {str(path)!r} is not accepted; expected a path relative to the data root (LOWBIT_DATA or "
+            "--data-root), without '..'"
+        )
+    path = shared_data_dir() / rel
     if not path.is_file():
         raise FileNotFoundError(
             f"missing backbone: put torchvision's mobilenet_v2 ImageNet weights (a state dict saved with torch.save, "

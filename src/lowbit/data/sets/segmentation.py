@@ -186,7 +186,12 @@ def _voc_locate(a: dict) -> list[tuple[str, str, str]]:
     locate=_voc_locate,
     counts=lambda a: (1464, 1449),
 )
-def voc2012(root: str = "", train_split: str = "train", test_split: str = "val", crop: Positive = 513) -> Data:
+def voc2012(
+    root: str = "",
+    train_split: Literal["train", "val", "trainval"] = "train",
+    test_split: Literal["train", "val", "trainval"] = "val",
+    crop: Positive = 513,
+) -> Data:
     """PASCAL VOC 2012 segmentation (``root`` or ``<data root>/VOCdevkit/VOC2012``; ``lowbit.data.voc``): train on
     ``train_split`` (1,464 images; DeepLab's random scale 0.5-2, crop ``crop``, flip), score mIoU on ``test_split``
     (1,449 val images, padded to ``crop``, 255 = ignore) over the 21 classes."""
