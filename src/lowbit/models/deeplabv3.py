@@ -15,8 +15,9 @@ Pyramid Pooling (ASPP) is not applied"), for PASCAL VOC.
 MobileNet_V2_Weights.IMAGENET1K_V1).state_dict()`` saved with ``torch.save``, or a safetensors file with the same
 keys); its ``features.0`` .. ``features.17`` tensors initialise the stem and the bottlenecks in order (the same
 parameters in the same order: conv, BN per layer), each shape checked. The path is relative to the data root
-(``LOWBIT_DATA`` / ``--data-root``; no absolute path, no ``..``: a stored spec names it, like a data set's files). The paper starts from DeepLab's VOC-trained checkpoint; lowbit starts from
-the ImageNet backbone and trains the float model itself (docs/studies/paper-scales.md).
+(``LOWBIT_DATA`` / ``--data-root``; no absolute path, no ``..``: a stored spec names it, like a data set's files).
+The paper starts from DeepLab's VOC-trained checkpoint; lowbit starts from the ImageNet backbone and trains the
+float model itself (docs/studies/paper-scales.md).
 
 Activation points: the blocks' own (``*qa?``, ``*qra``) and the head's ``qra`` (the signed 320-channel stream),
 ``qa1``, ``qa2``; the stem conv is the first quantizable layer and the classifier the last.
