@@ -25,6 +25,7 @@ from torch import nn
 from lowbit.data.sets import load_data
 from lowbit.engine.models import build_model
 from lowbit.engine.plan import plan
+from lowbit.engine.readiness import missing_data
 from lowbit.engine.spec import load_spec
 from lowbit.studies import study_path
 
@@ -80,6 +81,10 @@ def main() -> None:
     print(f"assumed: {a.tmacs:g} TMAC/s effective, QAT x{a.qat_factor:g} (an estimate, not a measurement)")
     print(f"{'study':18} {'jobs':>5} {'passes (M)':>11} {'train PMAC':>11} {'GPU h (est.)':>13}")
     for name in a.studies:
+        missing = missing_data(load_spec(study_path(name), "paper").data)
+        if missing:  # the paper's own data (VOC for cnn_segmentation): `lowbit reproduce NAME --scale paper --dry-run`
+            print(f"{name:18} skipped: {missing[0]}")  # estimates it without the data
+            continue
         c = study_cost(name)
         pmac = (c["float_macs"] + c["qat_macs"]) / 1e15
         hours = (c["float_macs"] + a.qat_factor * c["qat_macs"]) / (a.tmacs * 1e12) / 3600

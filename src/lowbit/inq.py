@@ -26,7 +26,7 @@ from .nn import QuantMixin
 from .nn.equivalents import twin_for
 from .quantizers import Quantizer
 from .quantizers.base import ExportedCodes
-from .quantizers.pot import inq_exponents, inq_levels, inq_round, pow2_export
+from .quantizers.pot import inq_exponents, inq_fixed_exponents, inq_levels, inq_round, pow2_export
 from .quantizers.registry import register
 
 STRATEGIES = ("magnitude", "random")
@@ -48,8 +48,11 @@ class INQWeight(Quantizer):
     # uses this one instance for all of them instead of making per-parameter copies.
     per_parameter_state = True
 
-    def __init__(self, bits: int, names: Sequence[str] = ("weight",)):
+    def __init__(self, bits: int, names: Sequence[str] = ("weight",), max_value: float | None = None):
         super().__init__(bits)
+        if max_value is not None:
+            inq_fixed_exponents(max_value, bits)  # a bad max_value is one line before anything changes
+        self.max_value = None if max_value is None else float(max_value)
         self.param_names = tuple(names)
         for n in self.param_names:
             self.register_buffer(f"exp_{n}", torch.empty(0, dtype=torch.int64))  # [n1, n2]; empty: all-zero
@@ -57,7 +60,10 @@ class INQWeight(Quantizer):
         self.register_buffer("stage", torch.tensor(-1, dtype=torch.int64))  # index of the last portion applied
 
     def config(self) -> dict[str, Any]:
-        return {"bits": self.bits, "names": list(self.param_names)}
+        out: dict[str, Any] = {"bits": self.bits, "names": list(self.param_names)}
+        if self.max_value is not None:
+            out["max_value"] = self.max_value
+        return out
 
     def max_levels(self) -> int:
         return 2 ** (self.bits - 1) + 1
@@ -87,13 +93,19 @@ class INQWeight(Quantizer):
         return pow2_export(w.detach(), self.exponents(name), self.bits)
 
     def init_from(self, name: str, w: torch.Tensor) -> None:
-        """Codebook from the pretrained weights (spec §1.1); an all-zero tensor is frozen at zero."""
+        """Codebook from the pretrained weights (spec §1.1: n1 from max|W|, Eq. 3) or, with ``max_value``, the same
+        fixed top level 2^n1 = max_value for every layer; an all-zero tensor is frozen at zero (spec §1.4)."""
         s = float(w.detach().abs().max()) if w.numel() else 0.0
         if s == 0.0:
             setattr(self, f"exp_{name}", torch.empty(0, dtype=torch.int64, device=w.device))
             setattr(self, f"frozen_{name}", torch.ones_like(w, dtype=torch.bool))
         else:
-            setattr(self, f"exp_{name}", torch.tensor(inq_exponents(s, self.bits), device=w.device))
+            e = (
+                inq_exponents(s, self.bits)
+                if self.max_value is None
+                else inq_fixed_exponents(self.max_value, self.bits)
+            )
+            setattr(self, f"exp_{name}", torch.tensor(e, device=w.device))
             setattr(self, f"frozen_{name}", torch.zeros_like(w, dtype=torch.bool))
 
 
@@ -108,6 +120,9 @@ class INQ:
         optimizer: if given, frozen weights are masked before and restored after each of its steps.
         keep_float: selectors of layers to leave in float (float models only; see QuantConfig).
         seed: for the random strategy.
+        max_value: None (default): each layer's top level from its own max|W| (Eq. 3). A power of two: the top
+            level of every layer's codebook, 2^n1 = max_value (the INQ edge paper's classification setting,
+            "the max value of the quantized weights is set to 4.0", spec §1.1); more bits then add smaller powers.
     """
 
     def __init__(
@@ -119,8 +134,9 @@ class INQ:
         optimizer: torch.optim.Optimizer | None = None,
         keep_float: Sequence[str] = (),
         seed: int = 0,
+        max_value: float | None = None,
     ):
-        INQWeight(bits)  # validates bits with a clear message before anything changes
+        INQWeight(bits, max_value=max_value)  # validates bits and max_value with a clear message before any change
         portions = tuple(float(p) for p in portions)
         if not portions or any(not 0 < p <= 1 for p in portions) or list(portions) != sorted(set(portions)):
             raise ValueError(
@@ -131,8 +147,9 @@ class INQ:
         if strategy not in STRATEGIES:
             raise ValueError(f"INQ: strategy={strategy!r} is not accepted; expected one of {STRATEGIES}")
         self.bits, self.portions, self.strategy, self.seed = bits, portions, strategy, seed
+        self.max_value = max_value
         self.model = model
-        self.layers = self._take_over(model, bits, tuple(keep_float))
+        self.layers = self._take_over(model, bits, tuple(keep_float), max_value)
         if not self.layers:
             raise ValueError("INQ: the model has no layer to quantize")
         for m in self.layers:
@@ -144,7 +161,9 @@ class INQ:
             self.attach(optimizer)
 
     @staticmethod
-    def _take_over(model: nn.Module, bits: int, keep_float: tuple[str, ...]) -> list[QuantMixin]:
+    def _take_over(
+        model: nn.Module, bits: int, keep_float: tuple[str, ...], max_value: float | None = None
+    ) -> list[QuantMixin]:
         layers = quantizable_layers(model)
         if any(isinstance(m, QuantMixin) for _, m in layers):
             if keep_float:
@@ -160,13 +179,13 @@ class INQ:
                 )
             for m in chosen:
                 if not isinstance(m.weight_quant, INQWeight):
-                    m.weight_quant = INQWeight(bits, m.quant_weight_names)
+                    m.weight_quant = INQWeight(bits, m.quant_weight_names, max_value)
             return chosen
         names = [n for n, _ in layers]
         kept = {n for hits in _match_all(keep_float, names, "keep_float").values() for n in hits}
         mods = dict(layers)
         weighted = [n for n in names if n not in kept and _weight_names(mods[n], n)]  # activation points have none
-        rules = {n: LayerRule(weight=INQWeight(bits, _weight_names(mods[n], n))) for n in weighted}
+        rules = {n: LayerRule(weight=INQWeight(bits, _weight_names(mods[n], n), max_value)) for n in weighted}
         if not rules:
             return []
         quantize_(model, QuantConfig(rules=rules))
@@ -265,6 +284,7 @@ class INQ:
             "bits": self.bits,
             "portions": list(self.portions),
             "strategy": self.strategy,
+            "max_value": self.max_value,
             "stage": self.stage,
             "layers": len(self.layers),
         }

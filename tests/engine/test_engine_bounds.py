@@ -288,7 +288,8 @@ def test_every_shipped_study_passes_at_every_scale_with_room_to_spare(name):
             cfg = spec.models[label]
             size = model_size(model_builder_of(cfg), model_kwargs(cfg, _info_for(cfg, sizes.info)), label)
             assert size is not None, (scale, label)  # built on the meta device, not skipped
-            assert size.params <= limit("params") / 10 and size.parts <= limit("parts") / 10, (scale, label)
+            # VGG-16 as published (classification's paper scale, 138 M parameters) is 1/7 of the params limit
+            assert size.params <= limit("params") / 5 and size.parts <= limit("parts") / 10, (scale, label)
 
 
 def test_every_registered_model_is_sized_on_the_meta_device_as_built():

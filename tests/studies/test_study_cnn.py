@@ -31,7 +31,7 @@ def test_spec_scales_parse_and_plan(name, scale):
     assert {j.kind for j in jobs} == {"float", "qat"}
     devices = {j.config["recipe"]["train"].get("device", "cpu") for j in jobs}
     if scale == "paper":  # the paper's recipe on the full CIFAR-10, on a GPU
-        assert devices == {"cuda"} and spec.data.get("subset", 0) == 0 and spec.data.get("test_subset", 0) == 0
+        assert devices == {"auto"} and spec.data.get("subset", 0) == 0 and spec.data.get("test_subset", 0) == 0
     else:
         assert devices == {"cpu"}
 

@@ -1,6 +1,7 @@
 """The CNN studies' ``paper`` scale is the paper's recipe (Boo et al. §5.2), resolved from the shipped specs: every
 float job trains 200 epochs of SGD 0.9 from lr 0.1 (÷10 at 100 and 150, L2 5e-4), every plain retraining 100 epochs
-from 0.01 (÷10 at 50 and 80, no L2), on all of CIFAR-10 with crop + flip, on the GPU."""
+from 0.01 (÷10 at 50 and 80, no L2), on all of CIFAR-10 with crop + flip, on the GPU where there is one
+(device "auto")."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def test_paper_scale_is_the_papers_recipe(name):
         c, t = j.config, j.config["recipe"]["train"]
         assert c["task"] == "image_classification_crop_flip"
         assert (c["data"]["subset"], c["data"]["test_subset"]) == (0, 0)
-        assert (t["device"], t["optimizer"], t["momentum"], t["batch_size"]) == ("cuda", "sgd", 0.9, 128)
+        assert (t["device"], t["optimizer"], t["momentum"], t["batch_size"]) == ("auto", "sgd", 0.9, 128)
         if j.kind == "float":
             assert (t["epochs"], t["lr"], t["milestones"], t["weight_decay"]) == (200, 0.1, [100, 150], 5e-4)
         elif t["schedule"] != "cyclical":  # plain retraining (CLR fine-tuning has its own cycle, spec §5.1)

@@ -48,14 +48,24 @@ def test_study_is_listed():
     assert "cnn_segmentation" in study_names()
 
 
-@pytest.mark.parametrize("scale", ["tiny", "default", "paper"])
+def test_paper_scale_is_tables_2_and_3_on_voc():
+    """The paper scale (values pinned in tests/studies/test_studies_paper_scales.py): float, Table 2's W4 / A4 rows
+    and Table 3's W/A grid at 8/6/4/3 bits, one run per cell, on the device "auto"."""
+    jobs = plan(load_spec(study_path("cnn_segmentation"), "paper"))
+    assert len(jobs) == 1 + 6 + 3 * 4
+    assert {j.config["recipe"]["train"]["device"] for j in jobs} == {"auto"}
+    wa = {(j.axes["method"], j.axes["bits"]) for j in jobs if j.axes["method"].startswith("WA")}
+    assert wa == {(m, b) for m in ("WA", "WA+Lip", "WA+Lip+CLR") for b in (8, 6, 4, 3)}
+
+
+@pytest.mark.parametrize("scale", ["tiny", "default"])
 def test_spec_scales_parse_and_plan(scale):
     spec = load_spec(study_path("cnn_segmentation"), scale)
     jobs = plan(spec)
     assert len(jobs) == 11 * len(spec.grid["seed"])
     assert {j.kind for j in jobs} == {"float", "qat"}
     devices = {j.config["recipe"]["train"].get("device", "cpu") for j in jobs}
-    assert devices == ({"cuda"} if scale == "paper" else {"cpu"})
+    assert devices == {"cpu"}
     by_method = {j.axes["method"]: j for j in jobs if j.axes["seed"] == spec.grid["seed"][0]}
     parent = {j.id: j.axes["method"] for j in jobs}
     for p in PRECISIONS:

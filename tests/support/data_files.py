@@ -74,3 +74,60 @@ def write_isbi(root: Path, side: int = 32, seed: int = 0) -> None:
         img = np.where(lab == 0, 40, 200).astype(np.uint8) + rng.integers(0, 10, (side, side), dtype=np.uint8)
         Image.fromarray(img, "L").save(root / "train" / "image" / f"{i}.png")
         Image.fromarray(lab, "L").save(root / "train" / "label" / f"{i}.png")
+
+
+def write_imagenet(root: Path, classes=("n01440764", "n01443537"), per_class=2, seed=0) -> Path:
+    """ILSVRC-2012 folders: train/<wnid>/<wnid>_<k>.JPEG and val/<wnid>/ILSVRC2012_val_<k>.JPEG, of various sizes."""
+    rng = np.random.default_rng(seed)
+    sizes = [(300, 260), (180, 400), (256, 256), (500, 333)]
+    for split in ("train", "val"):
+        for c in classes:
+            (root / split / c).mkdir(parents=True)
+            for k in range(per_class):
+                w, h = sizes[(k + len(c)) % len(sizes)]
+                img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+                name = f"{c}_{k}.JPEG" if split == "train" else f"ILSVRC2012_val_{k:08d}_{c}.JPEG"
+                Image.fromarray(img, "RGB").save(root / split / c / name, quality=90)
+    return root
+
+
+def write_timit_corpus(root: Path) -> Path:
+    """The LDC layout: TRAIN/DR1/FCJF0 (SA1, SI648), TEST/DR1/MDAB0 (a core-test speaker: SA1, SI1039, SX139) and
+    TEST/DR2/MXYZ0 (not in the core test: SI1), upper-case names, NIST SPHERE audio."""
+    rng = np.random.default_rng(0)
+    layout = {
+        "TRAIN/DR1/FCJF0": ("SA1", "SI648"),
+        "TEST/DR1/MDAB0": ("SA1", "SI1039", "SX139"),
+        "TEST/DR2/MXYZ0": ("SI1",),
+    }
+    for folder, utts in layout.items():
+        (root / folder).mkdir(parents=True)
+        for u in utts:
+            pcm = (rng.standard_normal(4800) * 3000).astype(np.int16)
+            (root / folder / f"{u}.WAV").write_bytes(sphere_bytes(pcm))
+            (root / folder / f"{u}.PHN").write_text("0 800 h#\n800 1600 sh\n1600 2400 ix\n2400 4800 h#\n")
+    return root
+
+
+VOC_PALETTE = [0, 0, 0, 128, 0, 0, 0, 128, 0, 128, 128, 0] + [0, 0, 0] * 251 + [224, 224, 192]
+
+
+def write_voc(root: Path, ids=("2007_000032", "2007_000039", "2007_000063"), val=("2007_000063",)) -> Path:
+    """A VOC2012 devkit folder: JPEGImages/<id>.jpg, SegmentationClass/<id>.png (palette mode, class ids 0-2 and
+    255 borders), ImageSets/Segmentation/{train,val}.txt."""
+    rng = np.random.default_rng(0)
+    for sub in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
+        (root / sub).mkdir(parents=True)
+    for k, i in enumerate(ids):
+        h, w = 40 + 10 * k, 60 - 5 * k
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), "RGB").save(root / "JPEGImages" / f"{i}.jpg")
+        m = np.zeros((h, w), np.uint8)
+        m[5:20, 5:30] = 1 + k % 2
+        m[4, 5:30] = 255  # an object border
+        png = Image.fromarray(m, "P")
+        png.putpalette(VOC_PALETTE)
+        png.save(root / "SegmentationClass" / f"{i}.png")
+    train = [i for i in ids if i not in val]
+    (root / "ImageSets/Segmentation/train.txt").write_text("\n".join(train) + "\n")
+    (root / "ImageSets/Segmentation/val.txt").write_text("\n".join(val) + "\n")
+    return root

@@ -209,3 +209,27 @@ def test_fit_onecycle_resumes_exactly(tmp_path):
     hist = fit(resumed, _tiny_data(13), cfg, run_dir=tmp_path, resume=True, progress=False)
     assert torch.equal(full.weight, resumed.weight) and torch.equal(full.bias, resumed.bias)
     assert [h["lr"] for h in hist] == [h["lr"] for h in hist_full]
+
+
+def test_fit_steps_the_poly_lr_every_batch_down_to_zero():
+    """DeepLab's poly policy (Boo et al. §5.1, VOC): lr·(1 − t/T)^0.9 at step t of T, set before every batch."""
+    seen = []
+
+    def spy(opt):
+        opt.register_step_pre_hook(lambda o, args, kwargs: seen.append(o.param_groups[0]["lr"]))
+
+    cfg = TrainConfig(epochs=3, batch_size=4, lr=0.2, optimizer="sgd", schedule="poly")
+    fit(nn.Linear(3, 2), _tiny_data(13), cfg, progress=False, on_optimizer=spy)
+    assert seen == pytest.approx([0.2 * (1 - t / 12) ** 0.9 for t in range(12)], rel=1e-12)
+
+
+def test_fit_steps_the_inverse_time_lr_every_batch():
+    """Keras' SGD ``decay`` (the seed paper's "learning rate 1e-4 with learning rate decay 1e-6"): lr / (1 + d·t)."""
+    seen = []
+
+    def spy(opt):
+        opt.register_step_pre_hook(lambda o, args, kwargs: seen.append(o.param_groups[0]["lr"]))
+
+    cfg = TrainConfig(epochs=2, batch_size=4, lr=1e-4, gamma=0.05, optimizer="sgd", schedule="inverse_time")
+    fit(nn.Linear(3, 2), _tiny_data(13), cfg, progress=False, on_optimizer=spy)
+    assert seen == pytest.approx([1e-4 / (1 + 0.05 * t) for t in range(8)], rel=1e-12)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -25,6 +26,14 @@ def add_run_options(p: argparse.ArgumentParser, scale_help: str) -> None:
         "--plan-only",
         action="store_true",
         help="like --dry-run without loading the data or building models (the spec's own checks only)",
+    )
+    p.add_argument(
+        "--data-root",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="the folder holding the data sets (sets LOWBIT_DATA for this run; default: $LOWBIT_DATA or "
+        "<repo>/../shared/data)",
     )
     p.add_argument("--workers", type=int, default=2, help="parallel worker processes (default 2; 1 = in-process)")
     add_backend_options(p)
@@ -106,6 +115,8 @@ def run_spec(spec, args: argparse.Namespace) -> int:
     from ..engine.run import JobsFailed, preflight, sweep
     from ..engine.store import Store
 
+    if getattr(args, "data_root", None) is not None:  # before anything reads data; worker processes inherit it
+        os.environ["LOWBIT_DATA"] = str(args.data_root.expanduser().resolve())
     out = args.out or Path("runs") / spec.name
     if args.dry_run or args.plan_only:
         jobs = plan(spec)
@@ -116,9 +127,19 @@ def run_spec(spec, args: argparse.Namespace) -> int:
             with Store(src, create=False) as source:
                 print(f"{len(reusable(jobs, src, source))} of them finished in {src} (--reuse takes them)")
         if not args.plan_only:  # the checks a sweep makes before training: data, model fit, quantization plans
+            from ..engine.readiness import for_a_gpu, missing_data, missing_model_files, readiness
+
             check_backend(args.backend, args.workers, backend_options(args))
-            preflight(spec, jobs, timing=False)
-            print(f"checked: data {entry_label(spec.data)!r} loaded; every model fits it; every quantization planned")
+            ready = not missing_data(spec.data) and not missing_model_files(spec)
+            if ready or not for_a_gpu(jobs):  # a CPU spec's missing data fails here, in one line, as before
+                preflight(spec, jobs, timing=False)
+                print(
+                    f"checked: data {entry_label(spec.data)!r} loaded; every model fits it; every quantization planned"
+                )
+            if for_a_gpu(jobs):  # a paper scale: every missing set in one line each, the device, memory, GPU time
+                missing, lines = readiness(spec, jobs, loaded=ready)
+                print("\n".join([*missing, *lines]))
+                return 1 if missing else 0
         return 0
     t0 = time.perf_counter()
     try:

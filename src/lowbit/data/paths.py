@@ -44,6 +44,20 @@ def require_shared(subpath: str | os.PathLike[str]) -> Path:
     return path
 
 
+class MissingData(FileNotFoundError):
+    """A data set a study needs is not where lowbit looks: the message is one line saying what to put where."""
+
+
+def require_data(subpath: str | os.PathLike[str], what: str, root: str | os.PathLike[str] = "") -> Path:
+    """``root`` if given, else ``shared_data_dir() / subpath``; when absent, ``MissingData`` in one line: ``what``
+    (the data set and its layout) and the folder to put it in."""
+    path = Path(root).expanduser() if root else shared_data_dir() / subpath
+    if not path.exists():
+        where = "" if root else f" (the data root is {ENV_VAR} or --data-root; now {str(shared_data_dir())!r})"
+        raise MissingData(f"missing data: put {what} at {str(path)!r}{where}")
+    return path
+
+
 CACHE_ENV_VAR = "LOWBIT_CACHE"
 
 

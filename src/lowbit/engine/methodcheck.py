@@ -7,13 +7,26 @@ import itertools
 from typing import Any
 
 from ..inq import STRATEGIES
+from ..quantizers.pot import inq_fixed_exponents
 from .axes import CORE_AXES, axis_refs, substitute
 from .checker import Checker, SpecError, table
 
 METHOD_KEYS = {  # and "resources" for every kind (resources.py: where a job runs, not what it computes)
     "float": ("kind", "task", "train", "resources"),
     "qat": ("kind", "parent", "task", "quant", "calibrate", "train", "resources"),
-    "inq": ("kind", "parent", "bits", "portions", "strategy", "task", "quant", "calibrate", "train", "resources"),
+    "inq": (
+        "kind",
+        "parent",
+        "bits",
+        "portions",
+        "strategy",
+        "max_value",
+        "task",
+        "quant",
+        "calibrate",
+        "train",
+        "resources",
+    ),
     "ensemble": ("kind", "parent", "members", "rotation", "resources"),
 }
 
@@ -97,6 +110,11 @@ def _check_recipe(c: Checker, p: str, m: dict, raw: dict, n_seeds: int) -> None:
             _check_portions(portions)
         except ValueError as e:
             c.fail(f"{p}.portions", portions, str(e))
+        if "max_value" in m:  # a fixed top level 2^n1 for every layer (spec §1.1); absent: Eq. 3 per layer
+            try:
+                inq_fixed_exponents(m["max_value"], m["bits"])
+            except ValueError:
+                c.fail(f"{p}.max_value", m["max_value"], "expected a positive power of two (the top level, e.g. 4.0)")
     if m["kind"] == "ensemble":
         c.whole(f"{p}.members", m["members"], 1, n_seeds)
         c.whole(f"{p}.rotation", m.get("rotation", 0), 0, n_seeds - 1)

@@ -47,7 +47,8 @@
     [resources]                        # optional: what each job reserves on a Ray cluster (resources.py);
     cpus = 1                           # a method's resources = { gpus = 1 } overrides it; not in job ids
     [scales.tiny]                      # overlays: merged over the spec when --scale tiny is given; any field
-    grid = { seed = [0] }              # (tables merge key by key, other values are replaced)
+    grid = { seed = [0] }              # (tables merge key by key, other values are replaced; a table naming
+                                       # another name / target, e.g. data = { name = "imagenet" }, replaces it)
     [scales.tiny_cosine]               # extends = a scale name or a list: those overlays first, in order, then
     extends = "tiny"                   # this one's fields on top (a scale that repeats another's changes names it)
     train = { schedule = "cosine" }
@@ -130,11 +131,19 @@ class Spec:
         return tomlio.dumps(self.raw)
 
 
+def _same_entry(base: dict, over: dict) -> bool:
+    """Whether ``over`` overrides arguments of the same registered entry as ``base`` (a [data] or model table):
+    one naming another ``name`` / ``target`` (the paper scale's ImageNet in place of CIFAR-10) replaces it whole,
+    since the other builder's arguments mean nothing to it."""
+    return all(over.get(k, base.get(k)) == base.get(k) for k in ("name", "target"))
+
+
 def deep_merge(base: dict, over: dict) -> dict:
-    """``over`` merged into a copy of ``base``: tables merge key by key, any other value replaces."""
+    """``over`` merged into a copy of ``base``: tables merge key by key (a table naming another data set or model,
+    ``name`` / ``target``, replaces the table), any other value replaces."""
     out = copy.deepcopy(base)
     for k, v in over.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and _same_entry(out[k], v):
             out[k] = deep_merge(out[k], v)
         else:
             out[k] = copy.deepcopy(v)

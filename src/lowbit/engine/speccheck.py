@@ -30,7 +30,8 @@ TOP_KEYS = (
     "report",
 )
 REPORT_KEYS = ("tables", "figures", "extras", "paragraphs")
-TABLE_KEYS = ("title", "rows", "columns", "value", "where", "note", "reference")
+TABLE_KEYS = ("title", "rows", "columns", "value", "where", "note", "reference", "aggregate")
+AGGREGATES = ("mean", "max", "min")  # a table cell: mean ± std of its runs, or the best run (the seed's best-of-4)
 FIGURE_KEYS = ("title", "metric", "x", "lines", "where", "file")
 
 
@@ -161,6 +162,8 @@ def _check_report(
             c.name_in(f"{p}.value", t["value"], metrics, "metric")
         for a in t.get("where", {}):
             c.name_in(f"{p}.where", a, list(grid), "grid axis")
+        if "aggregate" in t:
+            c.name_in(f"{p}.aggregate", t["aggregate"], list(AGGREGATES), "aggregate")
     for i, f in enumerate(rep.get("figures", [])):
         p = f"report.figures[{i}]"
         c.keys(f, p, FIGURE_KEYS)

@@ -120,6 +120,7 @@ def _inq(c: _Ctx) -> tuple[dict, str | None]:
         bits=r["bits"],
         portions=tuple(r.get("portions", (0.5, 0.75, 0.875, 1.0))),
         strategy=r.get("strategy", "magnitude"),
+        max_value=r.get("max_value"),  # a fixed top level 2^n1 (spec §1.1); absent: Eq. 3 per layer
         **c.fit_kwargs(),
     )
     return {**c.finish(model), "on_codebook": float(inq.check())}, c.save(model, kwargs)

@@ -18,7 +18,9 @@ four pools), so the last conv output is ``s x s`` with s >= 1 and the first FC l
 VGG (width 1/8) trains on a CPU. ``fc_hidden``: the FC hidden size before ``width`` (default 4096 for
 inputs of 64 pixels or more, as in the paper; 512 for small inputs, the usual CIFAR VGG). ``batch_norm``
 adds BatchNorm after each conv (the original VGG-16 has none; it makes short from-scratch runs stable).
-``dropout`` is applied after the two hidden FC layers, as in the original.
+``dropout`` is applied after the two hidden FC layers, as in the original. ``pool_to`` = k > 0 average-pools the last
+feature map to k x k before the FC layers (torchvision's VGG, k = 7): at 224 pixels the small VGGs keep 56 x 56 or
+28 x 28 maps, whose flattened FC layers would hold 0.8-1.7 billion weights without it.
 """
 
 from __future__ import annotations
@@ -45,8 +47,11 @@ class VGG(nn.Module):
         fc_hidden: int | None = None,
         batch_norm: bool = True,
         dropout: float = 0.5,
+        pool_to: int = 0,
     ):
         super().__init__()
+        if not isinstance(pool_to, int) or isinstance(pool_to, bool) or pool_to < 0:
+            raise ValueError(f"vgg: pool_to={pool_to!r} is not accepted; expected a whole number >= 0 (0 = off)")
         for name, v, lo in (
             ("num_classes", num_classes, 1),
             ("in_channels", in_channels, 1),
@@ -72,6 +77,9 @@ class VGG(nn.Module):
                 feats.append(nn.BatchNorm2d(out))
             feats.append(nn.ReLU(inplace=True))
             c = out
+        if pool_to:  # torchvision's AdaptiveAvgPool2d((7, 7)): the FC input is C x 7 x 7 whatever the blocks left
+            feats.append(nn.AdaptiveAvgPool2d(pool_to))
+            s = pool_to
         self.features = nn.Sequential(*feats)
         hidden = fc_hidden if fc_hidden is not None else (4096 if input_size >= 64 else 512)
         h = max(1, round(hidden * width))
@@ -111,8 +119,9 @@ def _vgg(layers: tuple, name: str, doc: str):
         fc_hidden: int | None = None,
         batch_norm: bool = True,
         dropout: float = 0.5,
+        pool_to: int = 0,
     ) -> VGG:
-        return VGG(layers, num_classes, in_channels, input_size, width, fc_hidden, batch_norm, dropout)
+        return VGG(layers, num_classes, in_channels, input_size, width, fc_hidden, batch_norm, dropout, pool_to)
 
     build.__name__ = build.__qualname__ = name
     build.__doc__ = doc

@@ -36,6 +36,22 @@ def inq_exponents(s: float, bits: int) -> tuple[int, int]:
     return n1, n1 + 1 - 2 ** (bits - 2)
 
 
+def inq_fixed_exponents(max_value: float, bits: int) -> tuple[int, int]:
+    """(n1, n2) for a codebook whose top level is fixed at ``max_value`` for every layer (spec §1.1, the INQ edge
+    paper's "the max value of the quantized weights is set to 4.0": n1 = 2), instead of Eq. 3's max|W|.
+
+    ``max_value`` must be a power of two (it *is* the top level 2^n1); n2 = n1 + 1 - 2^(b-2) as usual."""
+    inq_exponents(1.0, bits)  # the same bits check and message
+    ok = isinstance(max_value, (int, float)) and not isinstance(max_value, bool) and math.isfinite(max_value)
+    if not ok or max_value <= 0 or math.frexp(max_value)[0] != 0.5:
+        raise ValueError(
+            f"INQ: max_value={max_value!r} is not accepted; expected a positive power of two (the codebook's top "
+            "level 2^n1, e.g. 4.0 for n1 = 2)"
+        )
+    n1 = math.frexp(max_value)[1] - 1
+    return n1, n1 + 1 - 2 ** (bits - 2)
+
+
 def inq_round(w: torch.Tensor, n1: int | torch.Tensor, n2: int | torch.Tensor) -> torch.Tensor:
     """Element-wise Eq. 4 in closed form (spec §1.2): nearest of {0, ±2^n2..±2^n1}, ties up.
 

@@ -3,7 +3,9 @@
 One row per chosen test image; columns: the input, the ground truth, then the predicted foreground mask of each
 named method (default: the float model, the W4 model, the A4 model), each titled with that image's Dice. The
 masks are the jobs' saved test probabilities (``probs.safetensors``, ``evaluation.member_probs``) thresholded at
-0.5, so nothing is re-run; a method with no finished job at the chosen seed is left out. Options:
+0.5, so nothing is re-run; a method with no finished job at the chosen seed is left out, and a study whose task is
+not the binary ``segmentation`` (``segmentation_miou`` keeps per-image counts, not probabilities) gets no figure.
+Options:
 
     [report.extras.segmentation_masks]
     methods = ["float", "W4", "A4"]   # method names of the spec, in column order
@@ -50,10 +52,10 @@ def segmentation_masks(
         jobs = [j for j in res.select({"model": model, "method": m, "seed": seed}) if j.metrics]
         if jobs:
             cols.append((m, jobs[0]))
-    if not cols:
+    task = res.get_task()
+    if not cols or task.name != "segmentation":  # the mIoU task keeps confusion counts, not masks: nothing to draw
         return Section()
     data = res.load_data()
-    task = res.get_task()
     x, truth = data.test.tensors[0], data.test.tensors[1]
     images = list(range(min(2, len(x)))) if images is None else list(images)
     bad = [i for i in images if not (isinstance(i, int) and 0 <= i < len(x))]

@@ -14,7 +14,7 @@ from .base import EVAL_INPUT_ELEMENTS, Task, eval_batch_size, first_inputs, labe
 
 TASKS: Registry[Task] = Registry(
     "task",
-    modules=[f"lowbit.tasks.{m}" for m in ("classification", "images", "segmentation", "ctc")],
+    modules=[f"lowbit.tasks.{m}" for m in ("classification", "images", "segmentation", "miou", "ctc")],
     entry_points="lowbit.tasks",
 )
 

@@ -62,6 +62,8 @@ def labels(data: Dataset) -> torch.Tensor:
     """The class labels of a classification set, in order."""
     if isinstance(data, TensorDataset):
         return data.tensors[1]
+    if isinstance(getattr(data, "targets", None), torch.Tensor):  # a set read image by image knows its labels
+        return data.targets
     return torch.tensor([int(data[i][1]) for i in range(len(data))])
 
 

@@ -113,9 +113,10 @@ HELP = {
     "momentum": "momentum of 'sgd' / 'nesterov' (Adam ignores it)",
     "weight_decay": "L2 weight decay of the optimizer",
     "schedule": "learning-rate schedule: 'constant' | 'cosine' (to 0 over the epochs) | 'step' (x gamma at each "
-    "milestone) | 'cyclical' (spec §5.1) | 'onecycle' (per step)",
+    "milestone) | 'cyclical' (spec §5.1) | 'onecycle' (per step) | 'poly' (DeepLab: (1 - step/steps)^0.9, per step) | "
+    "'inverse_time' (lr / (1 + gamma·step), Keras' decay)",
     "milestones": "epochs at which 'step' multiplies the lr by gamma",
-    "gamma": "the 'step' schedule's factor",
+    "gamma": "the 'step' schedule's factor; the 'inverse_time' schedule's decay per step (lr / (1 + gamma·step))",
     "cycle_stage": "epochs per stage of the cyclical schedule (T_s, spec §11.19)",
     "lipschitz": "λ of the Lipschitz regulariser (spec §5.2; the paper uses 1e-4; 0 = off)",
     "grad_clip": "max global gradient norm (0 = off)",

@@ -40,10 +40,12 @@ def fit_inq(
     run_dir: str | Path | None = None,
     resume: bool = False,
     retrain_last: bool = False,
+    max_value: float | None = None,
     **fit_kwargs: Any,
 ) -> tuple[INQ, list[dict]]:
-    """Run INQ on ``model`` (float or quantized) and return (the INQ driver, the concatenated history)."""
-    inq = INQ(model, bits, portions, strategy)
+    """Run INQ on ``model`` (float or quantized) and return (the INQ driver, the concatenated history).
+    ``max_value``: a fixed top level 2^n1 for every layer (``lowbit.INQ``; spec §1.1), None for Eq. 3."""
+    inq = INQ(model, bits, portions, strategy, max_value=max_value)
     run_dir = Path(run_dir) if run_dir is not None else None
     start = 0
     if distributed.from_rank0(resume and run_dir is not None):

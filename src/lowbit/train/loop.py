@@ -67,6 +67,8 @@ def epoch_batches(
         idx = order[i : i + batch_size]
         if isinstance(data, TensorDataset) and collate is None:
             yield tuple(t[idx] for t in data.tensors)
+        elif hasattr(data, "__getitems__"):  # a set that reads a batch at once (lowbit.data.imagenet: on threads)
+            yield (collate or default_collate)(data.__getitems__([int(j) for j in idx]))
         else:
             yield (collate or default_collate)([data[int(j)] for j in idx])
 

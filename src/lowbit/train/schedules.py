@@ -9,8 +9,12 @@ import math
 
 # Boo et al. discrete cyclical LR, spec §5.1: 10^{0, -.5, -1, -1.5, -2, -1.5, -1, -.5}, starting at the max.
 CYCLE = tuple(10.0 ** (-e) for e in (0.0, 0.5, 1.0, 1.5, 2.0, 1.5, 1.0, 0.5))
-SCHEDULES = ("constant", "cosine", "step", "cyclical", "onecycle")
-PER_STEP = frozenset({"onecycle"})  # schedules whose factor changes within an epoch (fit sets it every step)
+SCHEDULES = ("constant", "cosine", "step", "cyclical", "onecycle", "poly", "inverse_time")
+PER_STEP = frozenset(
+    {"onecycle", "poly", "inverse_time"}
+)  # schedules whose factor changes within an epoch (fit sets it every step)
+# DeepLab's "poly" policy (Chen et al. 2017, the recipe of Boo et al. §5.1): lr · (1 − iteration / iterations)^0.9.
+POLY_POWER = 0.9
 # One-cycle (Smith & Topin 2019) with torch.optim.lr_scheduler.OneCycleLR's defaults: 30 % of the steps rise from
 # lr/25 to lr, the rest fall to lr/25/1e4, both halves cosine.
 ONECYCLE_PCT_START, ONECYCLE_DIV, ONECYCLE_FINAL_DIV = 0.3, 25.0, 1e4
@@ -81,4 +85,9 @@ def lr_factor(
         return cyclical_factor(epoch, stage_len)
     if schedule == "onecycle":
         return onecycle_factor(epoch * steps_per_epoch + step, max(1, epochs * steps_per_epoch))
+    if schedule == "inverse_time":  # Keras' SGD "decay": lr / (1 + decay · iterations), decay = gamma (the seed's
+        # "learning rate ... 1e-4 with learning rate decay as 1e-6", §3.2 and §3.3)
+        return 1.0 / (1.0 + gamma * (epoch * steps_per_epoch + step))
+    if schedule == "poly":  # per step; reaches 0 after the last step, as DeepLab's (Appendix B: "becomes 0")
+        return (1.0 - (epoch * steps_per_epoch + step) / max(1, epochs * steps_per_epoch)) ** POLY_POWER
     raise ValueError(f"schedule={schedule!r} is not accepted; expected one of {SCHEDULES}")

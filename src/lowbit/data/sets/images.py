@@ -152,3 +152,39 @@ def image_folder(
     tr = load_image_folder(root, "train", size or None, channels)
     te = load_image_folder(root, "test", size or None, channels)
     return _images(f"image folder {root}", tr, te, subset, test_subset, flatten, seed, validation)
+
+
+IMAGENET_WHAT = "ILSVRC-2012 (train/<wnid>/*.JPEG and val/<wnid>/*.JPEG, 1,000 class folders)"
+
+
+def _imagenet_sizes(a: dict) -> DataSizes:
+    """Read image by image: the set holds the labels only (the paths aside); items are 3 x 224 x 224."""
+    info = {"num_classes": 1000, "in_channels": 3, "input_size": 224}
+    return DataSizes(info, 3 * 224 * 224 * F32, (), (1_281_167 + 50_000) * 8, ())
+
+
+def _imagenet_locate(a: dict) -> list[tuple[str, str, str]]:
+    return [("imagenet", IMAGENET_WHAT, a["root"])]
+
+
+@register_dataset(
+    "imagenet",
+    sizes=_imagenet_sizes,
+    locate=_imagenet_locate,
+    counts=lambda a: (1_281_167, 50_000),  # (training, test) items, for --dry-run's estimate
+    **IMAGES,
+)
+def imagenet(root: str = "", threads: Count = 0) -> Data:
+    """ILSVRC-2012 in class folders (``root`` or ``<data root>/imagenet``; ``lowbit.data.imagenet``): read image
+    by image with the standard preprocessing (train: random-resized-crop 224 + flip; val: resize 256, center crop
+    224; ImageNet mean / std), evaluated on the 50,000 validation images. ``threads``: decoding threads per batch
+    (0: up to 16)."""
+    from ..imagenet import ImageNetFolder
+    from ..paths import require_data
+
+    base = require_data("imagenet", IMAGENET_WHAT, root)
+    train = ImageNetFolder(base, "train", threads=threads)
+    val = ImageNetFolder(base, "val", train.classes, threads=threads)
+    info = {"num_classes": len(train.classes), "in_channels": 3, "input_size": 224}
+    desc = f"ILSVRC-2012 ({len(train):,} training images, {len(val):,} validation images, {len(train.classes)} classes)"
+    return Data(train, val, info, desc)

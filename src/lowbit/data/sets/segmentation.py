@@ -58,34 +58,52 @@ def _resize(images: list[torch.Tensor], masks: list[torch.Tensor], size: int) ->
     return x, y.long()
 
 
-def _glas_sizes(a: dict) -> DataSizes:  # 85 training images; testA 60, testB 20 (all resized to size x size)
-    n_test = 60 if a["test_part"] == "testA" else 20
+GLAS_WHAT = "the GlaS 2015 challenge folder (train_<n>.bmp, testA_<n>.bmp, testB_<n>.bmp and their *_anno.bmp)"
+
+
+def _glas_sizes(a: dict) -> DataSizes:  # 85 training images; testA 60, testB 20, test both 80 (resized)
+    n_test = {"testA": 60, "testB": 20, "test": 80}[a["test_part"]]
     return tiled_sizes(85, n_test, 3, a["size"], a["tile"], a["tiles_per_image"], ("size",))
 
 
-@register_dataset("glas", sizes=_glas_sizes, **SEGMENTATION)
+def _glas_locate(a: dict) -> list[tuple[str, str, str]]:
+    return [("glas", GLAS_WHAT, a["root"])]
+
+
+@register_dataset(
+    "glas",
+    sizes=_glas_sizes,
+    locate=_glas_locate,
+    counts=lambda a: (85 * a["tiles_per_image"], {"testA": 60, "testB": 20, "test": 80}[a["test_part"]]),
+    **SEGMENTATION,
+)
 def glas(
     root: str = "",
     size: Positive = 256,
-    test_part: Literal["testA", "testB"] = "testA",
+    test_part: Literal["testA", "testB", "test"] = "testA",
     tile: Positive = 64,
     tiles_per_image: Positive = 16,
     seed: Count = 0,
 ) -> Data:
     """GlaS 2015 gland segmentation (``lowbit.data.glas``; ``root`` or the shared ``glas`` folder): every image
     resized to ``size`` x ``size`` (bilinear; masks nearest), train on tiles of the train part, test on
-    ``test_part`` ("testA" | "testB")."""
+    ``test_part`` ("testA" | "testB" | "test": both, the 80 test images of the seed paper's 85 / 80 split)."""
     from ..glas import GlasDataset
     from ..isbi import SegmentationImages, random_tiles
-    from ..paths import require_shared
+    from ..paths import require_data
 
-    base = root or require_shared("glas")
-    parts = {p: GlasDataset(base, p) for p in ("train", test_part)}
+    base = require_data("glas", GLAS_WHAT, root)
+    both = test_part == "test"
+    parts = {p: GlasDataset(base, p) for p in ("train", *(("testA", "testB") if both else (test_part,)))}
     sets = {}
     for p, ds in parts.items():
         items = [ds[i] for i in range(len(ds))]
         x, y = _resize([it.image for it in items], [it.mask for it in items], size)
         sets[p] = SegmentationImages(x, y, tuple(range(len(items))))
+    if both:
+        a, b = sets.pop("testA"), sets.pop("testB")
+        x, y = torch.cat([a.images, b.images]), torch.cat([a.masks, b.masks])
+        sets["test"] = SegmentationImages(x, y, tuple(range(len(x))))
     tiles = random_tiles(sets["train"], tile, tiles_per_image, seed=seed)
     test = sets[test_part]
     desc = f"GlaS ({len(tiles)} training tiles {tile}x{tile}; {len(test)} {test_part} images {size}x{size})"
@@ -142,3 +160,45 @@ def segmentation_folder(
     h, w = test.images.shape[-2:]
     desc = f"segmentation folder {root} ({len(tiles)} training tiles {tile}x{tile}; {len(test)} test images {h}x{w})"
     return Data(tiles, SegmentationSet(test.images, test.masks, objects_of), {"in_channels": channels}, desc)
+
+
+VOC_WHAT = (
+    "PASCAL VOC 2012 (the devkit's VOC2012 folder: JPEGImages/, SegmentationClass/, ImageSets/Segmentation/"
+    "{train,val}.txt)"
+)
+
+
+def _voc_sizes(a: dict) -> DataSizes:
+    """Read image by image: the set holds the ids; items are 3 x crop x crop (val padded to it)."""
+    return DataSizes({"in_channels": 3, "num_classes": 21}, 3 * a["crop"] ** 2 * 4, ("crop",), (1464 + 1449) * 64, ())
+
+
+def _voc_locate(a: dict) -> list[tuple[str, str, str]]:
+    return [("VOCdevkit/VOC2012", VOC_WHAT, a["root"])]
+
+
+@register_dataset(
+    "voc2012",
+    gives="(N, 3, crop, crop) images",
+    targets="(N, crop, crop) class ids 0..20, 255 = ignore",
+    task="segmentation_miou",
+    sizes=_voc_sizes,
+    locate=_voc_locate,
+    counts=lambda a: (1464, 1449),
+)
+def voc2012(
+    root: str = "",
+    train_split: Literal["train", "val", "trainval"] = "train",
+    test_split: Literal["train", "val", "trainval"] = "val",
+    crop: Positive = 513,
+) -> Data:
+    """PASCAL VOC 2012 segmentation (``root`` or ``<data root>/VOCdevkit/VOC2012``; ``lowbit.data.voc``): train on
+    ``train_split`` (1,464 images; DeepLab's random scale 0.5-2, crop ``crop``, flip), score mIoU on ``test_split``
+    (1,449 val images, padded to ``crop``, 255 = ignore) over the 21 classes."""
+    from ..paths import require_data
+    from ..voc import CLASSES, VOCSegmentation
+
+    base = require_data("VOCdevkit/VOC2012", VOC_WHAT, root)
+    train, test = VOCSegmentation(base, train_split, crop), VOCSegmentation(base, test_split, crop)
+    desc = f"PASCAL VOC 2012 ({len(train):,} {train_split} / {len(test):,} {test_split} images, crop {crop})"
+    return Data(train, test, {"in_channels": 3, "num_classes": len(CLASSES)}, desc)

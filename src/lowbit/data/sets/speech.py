@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Literal
 
 import torch
 from torch.utils.data import Dataset
@@ -83,7 +84,14 @@ def _timit_sizes(a: dict) -> DataSizes:
     return sequence_sizes(160, 3.0, 8.0, a["n_features"], a["hop_ms"], a["context"], 61)
 
 
-@register_dataset("timit_sample", targets="phone sequences", sizes=_timit_sizes, **SPEECH)
+@register_dataset(
+    "timit_sample",
+    targets="phone sequences",
+    sizes=_timit_sizes,
+    locate=lambda a: [("timit-sample", "the 160-utterance TIMIT sample (<speaker>/<utt>.wav + .phn)", a["root"])],
+    counts=lambda a: (140, 20),  # with the default two held-out dr8 speakers
+    **SPEECH,
+)
 def timit_sample(
     root: str = "",
     n_features: Positive = 26,
@@ -123,4 +131,94 @@ def timit_sample(
 
     info = {"in_features": fc.input_dim, "num_classes": len(timit.TRAIN_PHONES) + 1}
     desc = f"TIMIT sample ({len(tr)} train / {len(te)} test utterances, PER on 39 folded phones)"
+    return Data(Utterances(items(tr), scorer(tr)), Utterances(items(te), scorer(te)), info, desc)
+
+
+# The TIMIT core test set (24 speakers, 192 SI/SX sentences; Halberstadt 1998, the list every TIMIT recipe uses).
+TIMIT_CORE_TEST = (
+    "mdab0 mwbt0 felc0 mtas1 mwew0 fpas0 mjmp0 mlnt0 fpkt0 mlll0 mtls0 fjlm0 "
+    "mbpm0 mklt0 fnlp0 mcmj0 mjdh0 fmgd0 mgrt0 mnjm0 fdhc0 mjln0 mpam0 fmld0"
+).split()
+TIMIT_WHAT = "the TIMIT corpus (TRAIN/ and TEST/, each DR1..DR8/<speaker>/<utt>.WAV + .PHN; NIST SPHERE or RIFF)"
+
+
+def _timit_full_sizes(a: dict) -> DataSizes:
+    """3,696 training + 192 core-test sentences (1,344 for the complete test set) of ~3 s (8 s at most)."""
+    n = 3696 + (192 if a["test_set"] == "core" else 1344)
+    return sequence_sizes(n, 3.1, 8.0, a["n_features"], a["hop_ms"], a["context"], 61)
+
+
+def _timit_locate(a: dict) -> list[tuple[str, str, str]]:
+    return [("timit", TIMIT_WHAT, a["root"])]
+
+
+def _split_folder(base, name: str):
+    """TRAIN / TEST in any case (the LDC discs use upper case, many copies lower case)."""
+    for p in base.iterdir():
+        if p.is_dir() and p.name.lower() == name:
+            return p
+    raise FileNotFoundError(f"TIMIT: no {name.upper()}/ folder in {str(base)!r}; expected {TIMIT_WHAT}")
+
+
+@register_dataset(
+    "timit",
+    targets="phone sequences",
+    sizes=_timit_full_sizes,
+    locate=_timit_locate,
+    counts=lambda a: (4620 if a["keep_sa"] else 3696, 192 if a["test_set"] == "core" else 1344),
+    **SPEECH,
+)
+def timit_full(
+    root: str = "",
+    n_features: Positive = 26,
+    hop_ms: PositiveNumber = 10.0,
+    context: Count = 9,
+    test_set: Literal["core", "complete"] = "core",
+    keep_sa: bool = False,
+) -> Data:
+    """The full TIMIT corpus (``root`` or ``<data root>/timit``): trained on TRAIN/ (the SA1/SA2 dialect sentences
+    left out unless ``keep_sa``: every speaker reads them, the standard recipes drop them; 3,696 sentences), scored
+    on TEST/'s 24-speaker core test set (192 SI/SX sentences) or its complete SI/SX set (1,344); 60 phones + blank
+    as CTC targets, PER on the 39 folded phones (spec §7.3), as ``timit_sample``."""
+    from ..paths import require_data
+
+    base = require_data("timit", TIMIT_WHAT, root)
+    train_dir, test_dir = _split_folder(base, "train"), _split_folder(base, "test")
+    return _timit_data(train_dir, test_dir, n_features, hop_ms, context, test_set, keep_sa)
+
+
+def _timit_data(train_dir, test_dir, n_features, hop_ms, context, test_set, keep_sa) -> Data:
+    from ...metrics.speech import per
+    from .. import timit
+    from ..features import utterance_features
+
+    def keep(u) -> bool:
+        return keep_sa or not u.wav.stem.lower().startswith("sa")
+
+    tr = [u for u in timit.scan(train_dir) if keep(u)]
+    te = [u for u in timit.scan(test_dir) if not u.wav.stem.lower().startswith("sa")]
+    if test_set == "core":
+        te = [u for u in te if u.speaker.lower() in TIMIT_CORE_TEST]
+        if not te:
+            raise FileNotFoundError(f"TIMIT: none of the 24 core-test speakers is in {str(test_dir)!r}")
+    fc = _features(n_features, hop_ms, context)
+
+    def items(us):
+        out = []
+        for u in us:
+            audio, sr = timit.read_audio(u.wav)
+            out.append((utterance_features(audio, sr, fc), torch.tensor(timit.phone_targets(u.phones))))
+        return out
+
+    def scorer(us):
+        refs = [timit.reference_phones(u.phones) for u in us]
+
+        def score(tokens):
+            hyps = [timit.score_phones(s) for s in tokens]
+            return {"per": per(hyps, refs), "mean_hyp_len": sum(map(len, hyps)) / max(1, len(hyps))}
+
+        return score
+
+    info = {"in_features": fc.input_dim, "num_classes": len(timit.TRAIN_PHONES) + 1}
+    desc = f"TIMIT ({len(tr):,} train / {len(te):,} {test_set} test sentences, PER on 39 folded phones)"
     return Data(Utterances(items(tr), scorer(tr)), Utterances(items(te), scorer(te)), info, desc)

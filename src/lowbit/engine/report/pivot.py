@@ -6,6 +6,8 @@
     columns = ["method", "bits"]   # column order = the order of the spec's axis lists
     value = "accuracy"             # a metric; cells are mean ± std over the jobs that share a cell (seeds)
     where = { seed = 0 }           # optional filter on axis values
+    aggregate = "max"              # optional: "mean" (default: mean ± std), "max" / "min" (the best run of a cell,
+                                   # e.g. the seed paper's "repeated 4 times and the optimal one selected")
     reference = { "128-3" = { float = 98.1 } }   # the paper's numbers: a "(paper)" column after each such column
 
     [[report.figures]]
@@ -38,10 +40,13 @@ def _stats(values: list[float]) -> tuple[float, float | None, int]:
     return (*mean_sd(values), len(values))
 
 
-def _cell(values: list[float], usual_n: int, absent: Counter | None = None) -> str:
+def _cell(values: list[float], usual_n: int, absent: Counter | None = None, aggregate: str = "mean") -> str:
     why = " [" + ", ".join(f"{n} {status}" for status, n in absent.items()) + "]" if absent else ""
     if not values:
         return f"missing{why}" if absent else "—"
+    if aggregate in ("max", "min"):
+        best = max(values) if aggregate == "max" else min(values)
+        return f"{best:.2f}" + (f" ({len(values)})" if len(values) != usual_n else "") + why
     m, s, n = _stats(values)
     text = f"{m:.2f}" if s is None else f"{m:.2f} ± {s:.2f}"
     return text + (f" ({n})" if n != usual_n else "") + why
@@ -73,6 +78,7 @@ def _sorted_keys(res: RunResults, axes: tuple, keys) -> list[tuple]:
 
 def pivot_table(res: RunResults, spec: dict) -> Table:
     rows, cols, cells, absent = _grouped(res, spec)
+    aggregate = spec.get("aggregate", "mean")
     row_keys = _sorted_keys(res, rows, [*cells, *absent])
     col_keys = _sorted_keys(res, cols, [c for part in (cells, absent) for r in part.values() for c in r])
     counts = Counter(len(v) for r in cells.values() for v in r.values())
@@ -89,12 +95,13 @@ def pivot_table(res: RunResults, spec: dict) -> Table:
         line: list[Any] = [rl]
         for c in col_keys:
             label = res.key_label(cols, c)
-            line.append(_cell(cells.get(r, {}).get(c, []), usual_n, absent.get(r, {}).get(c)))
+            line.append(_cell(cells.get(r, {}).get(c, []), usual_n, absent.get(r, {}).get(c), aggregate))
             if label in ref_cols:
                 line.append(ref.get(rl, {}).get(label))
         body.append(line)
     jobs = res.select(spec.get("where"), spec["value"])
-    note = f"Each cell: mean ± std over n = {usual_n} run(s) (other n in parentheses). {res.caption_facts(jobs)}."
+    how = "mean ± std over" if aggregate == "mean" else f"the best ({aggregate}) of"
+    note = f"Each cell: {how} n = {usual_n} run(s) (other n in parentheses). {res.caption_facts(jobs)}."
     if absent:
         note += (
             " In brackets: the cell's jobs without a result — failed (see Failed jobs), not run (a job they need "
