@@ -9,12 +9,14 @@ from typing import Any
 from ..inq import STRATEGIES
 from .axes import CORE_AXES, axis_refs, substitute
 from .checker import Checker, SpecError, table
+from .mixed import MIXED_KEYS, check_mixed
 
 METHOD_KEYS = {
     "float": ("kind", "task", "train"),
     "qat": ("kind", "parent", "task", "quant", "calibrate", "train"),
     "inq": ("kind", "parent", "bits", "portions", "strategy", "task", "quant", "calibrate", "train"),
     "ensemble": ("kind", "parent", "members", "rotation"),
+    "mixed": MIXED_KEYS,  # per-layer bits under a memory budget, then qat (engine/mixed.py)
 }
 
 
@@ -50,7 +52,10 @@ def check_methods(c: Checker, raw: dict, grid: dict) -> None:
                 c.fail(p, f"${{{a}}}", f"refers to no grid axis; axes it may use: {', '.join(extra) or '(none)'}")
         axes = sorted(refs)
         for values in itertools.product(*(grid[a] for a in axes)):
-            _check_recipe(c, p, substitute(m, dict(zip(axes, values))), raw, len(grid["seed"]))
+            recipe = substitute(m, dict(zip(axes, values)))
+            _check_recipe(c, p, recipe, raw, len(grid["seed"]))
+            if m["kind"] == "mixed":
+                check_mixed(c, p, recipe, methods)
     for name in methods:  # cycles
         seen, cur = [name], methods[name].get("parent")
         while cur is not None:

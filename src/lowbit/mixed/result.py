@@ -16,6 +16,7 @@ from typing import Any
 
 CRITERION_COLUMN = {"first_order": "loss_delta", "hutchinson": "hutchinson"}
 RANDOM_SCALE = 4.0  # the random control's score u_l · 4^-b: quantization noise power falls 4x per bit
+RANDOM_DECADES = 3.0  # u_l = 10^U(-3, 3): random layer importances spread over six decades
 
 
 @dataclass
@@ -60,11 +61,13 @@ class Sensitivity:
 
     def score(self, criterion: str = "hutchinson", seed: int = 0) -> dict[str, dict[int, float]]:
         """{layer: {bits: cost}} of the weights under ``criterion``: ``first_order`` (the single-layer loss change),
-        ``hutchinson`` (½·Tr(H)/n·‖ΔW‖²) or ``random`` (the control: u_l · 4^-b with u_l uniform in (0, 1) drawn
-        from ``seed``, so the budget is spent but which layers get the bits is chance)."""
+        ``hutchinson`` (½·Tr(H)/n·‖ΔW‖²) or ``random`` (the control: u_l · 4^-b, the form of the HAWQ score, with a
+        random importance u_l = 10^U(-3, 3) per layer drawn from ``seed``: the budget is spent, as the other criteria
+        spend it, but which layers get the bits is chance; importances that varied less would leave the allocation
+        uniform, since taking a bit from a layer costs 4x what giving it one saves)."""
         if criterion == "random":
             rng = random.Random(seed)
-            u = {layer: rng.random() for layer in self.layers}
+            u = {layer: 10 ** rng.uniform(-RANDOM_DECADES, RANDOM_DECADES) for layer in self.layers}
             return {la: {b: u[la] * RANDOM_SCALE ** (-b) for b in self.candidates} for la in self.layers}
         if criterion not in CRITERION_COLUMN:
             raise ValueError(
