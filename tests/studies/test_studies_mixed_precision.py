@@ -55,3 +55,27 @@ def test_a_mixed_method_is_checked(tmp_path):
     bad["methods"]["mixed_h"]["budget"] = "W7"
     with pytest.raises(ValueError, match="W<bits>"):
         parse_spec(bad, None, "mixed.toml")
+
+
+@pytest.mark.slow
+def test_fmnist_cnn_tiny_end_to_end(tmp_path, monkeypatch):
+    """The Fashion-MNIST CNN spec on generated idx files (the real format, random pixels)."""
+    import numpy as np
+
+    from lowbit.data.idx import write_idx
+
+    root = tmp_path / "data" / "fashion-mnist"
+    rng = np.random.default_rng(0)
+    for stem, n in (("train", 60), ("t10k", 30)):
+        write_idx(root / f"{stem}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
+        write_idx(root / f"{stem}-labels-idx1-ubyte", (np.arange(n) % 10).astype(np.uint8))
+    env = {"LOWBIT_DATA": str(tmp_path / "data"), "LOWBIT_CACHE": str(tmp_path / "cache")}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    md, _ = reproduce_and_rebuild("mixed_precision_fmnist", tmp_path / "run", env)
+    assert "resnet8 mixed_h bits=2" in md and "| bits | mixed_h − W |" in md
+    res = RunResults(tmp_path / "run")
+    layers = json.loads(
+        (res.job_dir(next(j for j in res.jobs.values() if j.axes["method"] == "mixed_h")) / "mixed.json").read_text()
+    )
+    assert len(layers["allocation"]["bits"]) == 10  # 9 convs (stem, 2 blocks x 2, 2 shortcuts... as built) + FC

@@ -35,7 +35,7 @@ from ..config import LayerRule, QuantConfig
 from ..progress import progress_bar
 from ..quantizers import Quantizer
 from ..quantizers import get as get_quantizer
-from .hutchinson import hutchinson_traces
+from .hutchinson import hutchinson_traces, weight_tensors
 from .result import Sensitivity
 
 CRITERIA = ("first_order", "hutchinson", "random")
@@ -67,8 +67,14 @@ def check_candidates(candidates: Sequence[int]) -> tuple[int, ...]:
 
 def allocatable_layers(model: nn.Module, config: QuantConfig) -> list[str]:
     """The layers whose weight precision the config leaves to choose: every layer ``plan`` gives a weight quantizer
-    (kept-float layers, and layers a rule sends to float, keep their precision)."""
-    return [n for n, r in plan(model, config).items() if r is not None and r.weight is not None]
+    (kept-float layers, and layers a rule sends to float, keep their precision), leaving out the quantizable modules
+    without weights (the activation points of lowbit's CNNs)."""
+    mods = dict(model.named_modules())
+    return [
+        n
+        for n, r in plan(model, config).items()
+        if r is not None and r.weight is not None and weight_tensors(mods[n])  # activation points hold no weights
+    ]
 
 
 def as_batches(data: Dataset | Iterable, batch_size: int = 256) -> list[tuple[torch.Tensor, torch.Tensor]]:
