@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 
-
 import lowbit as lb
 from lowbit.cli import main
 from lowbit.engine.plan import plan
