@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 
+import pytest
+
 import lowbit as lb
 from lowbit.cli import main
 from lowbit.engine.plan import plan
@@ -56,3 +58,40 @@ def test_a_budget_between_candidates_leaves_the_big_one_out(capsys):
     assert main([*args, "--max-depth", "14", "--dry-run", "--precision", "mixed", "--bytes", str(need[0])]) == 0
     out = capsys.readouterr().out
     assert "left out" in out and "1 candidate(s)" in out
+
+
+@pytest.mark.slow
+def test_tiny_end_to_end_ranks_mixed_candidates(tmp_path):
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from lowbit.engine.report import RunResults
+    from lowbit.studies.design_report import rank
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 30), ("test", 6)):
+        for k in range(3):
+            d = tmp_path / "data" / split / f"c{k}"
+            d.mkdir(parents=True)
+            for i in range(n):
+                a = rng.integers(0, 120, (16, 16, 3))
+                a[..., k] += 120
+                Image.fromarray(a.astype(np.uint8)).save(d / f"{i}.png")
+    cands = enumerate_candidates(2e4, 0.3, ("basic",), max_depth=14, all_depths=True, num_classes=3)
+    budget = max(min_bytes(c, None, num_classes=3) for c in cands) + 2000
+    out = tmp_path / "run"
+    args = ["design", "--params", "2e4", "--precision", "mixed", "--bytes", str(budget), "--data", "image-folder"]
+    args += ["--data-root", str(tmp_path / "data"), "--blocks", "basic", "--all-depths", "--max-depth", "14"]
+    args += ["--budget-tolerance", "0.3", "--proxy-epochs", "1", "--subset", "0", "--validation", "30"]
+    args += ["--workers", "1", "--no-progress", "--batch-size", "32", "--out", str(out)]
+    assert main(args) == 0
+    ranked = rank(out, cands, "mixed")
+    assert len(ranked) == len(cands) == 2
+    assert "Pick:" in (out / "design.md").read_text()
+    res = RunResults(out)
+    for j in res.select({"method": "mixed"}):
+        alloc = json.loads((res.job_dir(j) / "mixed.json").read_text())["allocation"]
+        assert alloc["predicted_bytes"] <= budget == alloc["budget_bytes"]
+        assert j.metrics["weight_kib"] * 1024 == pytest.approx(alloc["predicted_bytes"])
