@@ -53,7 +53,7 @@ def mixed_bits(
         budget = recs[0][1]["allocation"]["budget_bytes"]
         values = [j.metrics[metric] for j, _ in recs if j.metrics.get(metric) is not None]
         label = " ".join(str(v) for v in (k[0], k[2]) if v is not None) + (f" {x}={k[1]}" if x else "")
-        bits = " ".join(f"{mean[n]:g}" for n in layers)
+        bits = " ".join(f"{mean[n]:.3g}" for n in layers)
         rows.append([label, bits, f"{pred:.0f} / {budget}", mean_std(values) if values else "—", len(recs)])
     note = (
         "Weight bits per allocated layer in the model's layer order (mean over seeds), bytes as lowbit.summary counts "
