@@ -25,6 +25,7 @@ LAYERS = [
     {"train", "serialize"},
     {"tasks", "active"},
     {"deploy"},
+    {"mixed"},
     {"engine"},
     {"studies"},
     {"cli", "__init__", "__main__"},

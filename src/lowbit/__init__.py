@@ -20,6 +20,7 @@ from .config import LayerRule, QuantConfig
 from .coverage import float_layers
 from .deploy import freeze, summary
 from .inq import INQ, INQWeight
+from .mixed import allocate_bits, sensitivity
 from .nn import add_gradient_quantization, add_xnor_input_scaling
 
 __version__ = "0.1.0"
@@ -29,6 +30,7 @@ __all__ = [
     "INQWeight",
     "LayerRule",
     "add_gradient_quantization",
+    "allocate_bits",
     "add_xnor_input_scaling",
     "QuantConfig",
     "calibrate",
@@ -45,4 +47,5 @@ __all__ = [
     "freeze",
     "summary",
     "quantizers",
+    "sensitivity",
 ]

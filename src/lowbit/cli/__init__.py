@@ -35,6 +35,7 @@ COMMANDS: Registry[Callable[[argparse._SubParsersAction], None]] = Registry(
             "summary",
             "export",
             "design",
+            "sensitivity",
         )
     ],
     entry_points="lowbit.commands",

@@ -2,6 +2,7 @@
 
     lowbit design --params 1e6 --precision W2A2 --data cifar10 [--budget-tolerance 0.15] [--proxy-epochs N]
                   [--out DIR] [--dry-run] [--resume]
+    lowbit design --params 1e6 --precision mixed --bytes 200000 [--act-bits 2] ...   (bits per layer, issue 26)
 
 Enumerates the registered ``cifar_resnet`` family (basic / preact / depthwise blocks x depth, the width that
 fits the budget; ``lowbit.studies.design``), runs the candidates through the sweep engine (float parent +
@@ -38,7 +39,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "DIR/figures/proxy_score_vs_depth.png and the engine's report.",
     )
     p.add_argument("--params", type=float, required=True, help="parameter budget, e.g. 1e6")
-    p.add_argument("--precision", default=None, help="target precision W<bits>A<bits>, e.g. W2A2")
+    p.add_argument(
+        "--precision",
+        default=None,
+        help="target precision W<bits>A<bits>, e.g. W2A2; or mixed (weight bits per layer under --bytes)",
+    )
+    p.add_argument(
+        "--bytes",
+        type=int,
+        default=None,
+        help="with --precision mixed: each candidate's memory budget in bytes, as `lowbit summary` counts them",
+    )
     p.add_argument("--weight-bits", type=int, default=None, help="target weight bits (instead of --precision)")
     p.add_argument("--act-bits", type=int, default=None, help="target activation bits (instead of --precision)")
     p.add_argument("--data", choices=sorted(DATA_SETS), default="cifar10", help="data set (default cifar10)")
@@ -69,10 +80,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run)
 
 
-def target_bits(args: argparse.Namespace) -> tuple[int, int]:
+def target_bits(args: argparse.Namespace) -> tuple[int, int | None]:
     """(weight bits, act bits) from --precision or --weight-bits/--act-bits (exactly one of the two forms)."""
     from ..studies.design import check_bits, parse_precision
 
+    if args.precision == "mixed":  # weight bits chosen per layer; activations: --act-bits (PACT) or float
+        if args.weight_bits is not None:
+            raise UsageError("--precision mixed chooses the weight bits per layer; leave out --weight-bits")
+        if args.bytes is None or args.bytes < 1:
+            raise UsageError("--precision mixed needs --bytes B, each candidate's memory budget in bytes (>= 1)")
+        return 0, args.act_bits if args.act_bits is None else check_bits(args.act_bits, "--act-bits")
+    if args.bytes is not None:
+        raise UsageError("--bytes is the budget of --precision mixed; give --precision mixed with it")
     typed = args.weight_bits is not None or args.act_bits is not None
     if args.precision is not None and typed:
         raise UsageError("give --precision or --weight-bits/--act-bits, not both")
@@ -106,7 +125,8 @@ def _run(args: argparse.Namespace) -> int:
     from ..studies.design_report import write_design_report
 
     w, a = target_bits(args)
-    target = f"W{w}A{a}"
+    mixed = args.precision == "mixed"
+    target = "mixed" if mixed else f"W{w}A{a}"
     data = data_table(args)
     classes = 10
     if args.data == "image-folder" and args.data_root is not None and (args.data_root / "train").is_dir():
@@ -114,6 +134,18 @@ def _run(args: argparse.Namespace) -> int:
     cands = enumerate_candidates(
         args.params, args.budget_tolerance, tuple(args.blocks), args.max_depth, args.all_depths, num_classes=classes
     )
+    method = None
+    if mixed:
+        from ..studies.design_mixed import min_bytes, mixed_method
+
+        least = {c.label: min_bytes(c, a, num_classes=classes) for c in cands}
+        over = [c.label for c in cands if least[c.label] > args.bytes]
+        if over:
+            print(f"left out (more than {args.bytes:,} bytes even at 2 bits per layer): {', '.join(over)}")
+        cands = [c for c in cands if least[c.label] <= args.bytes]
+        if not cands:
+            raise UsageError(f"--bytes {args.bytes}: no candidate fits even at 2 bits per layer; raise --bytes")
+        method = mixed_method(args.bytes, a, 256)
     if args.dry_run:
         print(f"{len(cands)} candidate(s) within {args.budget_tolerance:.0%} of {args.params:,.0f} parameters:")
         print(f"{'model':<12}{'block':<11}{'depth':>6}{'width':>7}{'parameters':>13}{'vs budget':>11}")
@@ -132,6 +164,7 @@ def _run(args: argparse.Namespace) -> int:
         args.batch_size,
         256,
         args.device,
+        method=method,
     )
     spec = parse_spec(raw, None, "lowbit design")
     if args.dry_run:
@@ -156,6 +189,8 @@ def _run(args: argparse.Namespace) -> int:
     seeds = ", ".join(map(str, args.seeds))
     proxy = f"{args.proxy_epochs} epoch(s) float + {args.proxy_epochs} QAT on {images} {args.data} training images"
     proxy += f", seed(s) {seeds}"
+    if mixed:
+        proxy += f", weight bits per layer within {args.bytes:,} bytes (Hutchinson sensitivity, exact allocation)"
     paper_setting = args.data == "cifar10" and abs(args.params - 1e6) <= 0.15e6 and target == "W2A2"
     meaningful = paper_setting and args.subset == 0 and args.proxy_epochs >= 100
     try:

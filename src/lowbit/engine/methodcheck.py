@@ -10,6 +10,7 @@ from ..inq import STRATEGIES
 from ..quantizers.pot import inq_fixed_exponents
 from .axes import CORE_AXES, axis_refs, substitute
 from .checker import Checker, SpecError, table
+from .mixed import MIXED_KEYS, check_mixed
 
 METHOD_KEYS = {  # and "resources" for every kind (resources.py: where a job runs, not what it computes)
     "float": ("kind", "task", "train", "resources"),
@@ -28,6 +29,7 @@ METHOD_KEYS = {  # and "resources" for every kind (resources.py: where a job run
         "resources",
     ),
     "ensemble": ("kind", "parent", "members", "rotation", "resources"),
+    "mixed": (*MIXED_KEYS, "resources"),  # per-layer bits under a memory budget, then qat (engine/mixed.py)
 }
 
 
@@ -63,7 +65,10 @@ def check_methods(c: Checker, raw: dict, grid: dict) -> None:
                 c.fail(p, f"${{{a}}}", f"refers to no grid axis; axes it may use: {', '.join(extra) or '(none)'}")
         axes = sorted(refs)
         for values in itertools.product(*(grid[a] for a in axes)):
-            _check_recipe(c, p, substitute(m, dict(zip(axes, values))), raw, len(grid["seed"]))
+            recipe = substitute(m, dict(zip(axes, values)))
+            _check_recipe(c, p, recipe, raw, len(grid["seed"]))
+            if m["kind"] == "mixed":
+                check_mixed(c, p, recipe, methods)
     for name in methods:  # cycles
         seen, cur = [name], methods[name].get("parent")
         while cur is not None:

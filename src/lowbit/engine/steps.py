@@ -13,6 +13,7 @@ continues where it stopped and ends with the numbers of an uninterrupted run. Re
 - inq: load the parent's model (optionally ``quantize_`` + calibrate first), ``fit_inq`` (spec §1.3); records
   ``on_codebook`` (1.0 when every quantized weight is a power of two of the codebook).
 - ensemble: average the parent models' probabilities (``task.predict``) on the test set; nothing is trained.
+- mixed: per-layer weight bits under a memory budget from the parent's sensitivity, then as qat (engine/mixed.py).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from ..train import TrainConfig, fit, fit_inq
 from ..train.ensemble import average_probs
 from ..train.loop import place
 from .evaluation import MODEL_FILE, final_metrics, member_probs
+from .mixed import mixed_step
 from .models import build_model, model_builder_of, model_data
 
 
@@ -136,6 +138,7 @@ STEPS: dict[str, Callable[[_Ctx], tuple[dict, str | None]]] = {
     "qat": _qat,
     "inq": _inq,
     "ensemble": _ensemble,
+    "mixed": mixed_step,  # engine/mixed.py: sensitivity, exact allocation, then as qat
 }
 
 

@@ -161,13 +161,16 @@ def design_spec(
     batch_size: int = 128,
     calibrate: int = 256,
     device: str = "cpu",
+    method: dict | None = None,
 ) -> dict:
-    """The raw spec of a design run (validate it with ``spec.parse_spec``)."""
+    """The raw spec of a design run (validate it with ``spec.parse_spec``). ``method``: the target method's table
+    instead of QAT at ``weight_bits``/``act_bits`` (``design_mixed.mixed_method``: bits per layer under a byte
+    budget); it is then named "mixed"."""
     if not candidates:
         raise ValueError("no architecture fits the budget; raise --budget-tolerance or --params, or --max-depth")
     if not isinstance(proxy_epochs, int) or proxy_epochs < 1:
         raise ValueError(f"--proxy-epochs {proxy_epochs!r} is not accepted; expected a whole number >= 1")
-    target = f"W{weight_bits}A{act_bits}"
+    target = "mixed" if method is not None else f"W{weight_bits}A{act_bits}"
     scored = scored_on(data)
     return {
         "name": "design",
@@ -188,7 +191,8 @@ def design_spec(
         },
         "methods": {
             "float": {"kind": "float", "train": {"lr": 0.1, "weight_decay": 5e-4}},
-            target: {
+            target: method
+            or {
                 "kind": "qat",
                 "parent": "float",
                 "calibrate": calibrate,
