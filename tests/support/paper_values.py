@@ -476,3 +476,12 @@ SPIRALS_PACT = [
 
 # Shipped specs without a paper scale, and why (so that the table covers every shipped spec).
 NO_PAPER_SCALE = {"cnn_recipe": "a recipe ablation for the default scale, not a paper experiment"}
+
+# Shipped studies that are lowbit's own analyses, not a paper's experiment (issue 26: where the bits go): their
+# `paper` scale is the GPU-sized version of the study, with no published number to pin; it must still run on a GPU
+# unchanged (device "auto" on every trained job).
+NOT_FROM_A_PAPER = {
+    "mixed_precision": "mixed vs uniform precision at equal bytes (HAWQ-V2-style allocation): lowbit's own study",
+    "mixed_precision_fmnist": "the same on a Fashion-MNIST CNN",
+    "mixed_precision_resnet20": "the same on ResNet-20 / CIFAR-10",
+}
