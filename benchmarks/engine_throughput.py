@@ -5,13 +5,15 @@ models, the data, the batch size, the optimizer and the schedule are the ones th
 
 1. **Engine vs bare loop.** The float 128-4 job through ``lowbit.engine.steps.run_job`` (what every backend calls)
    against a hand-written PyTorch loop: the model built by ``lowbit.models.create_model`` with the job's arguments,
-   the same seed, the same batches (the engine's shuffle order), Adam with the job's lr and its cosine factor per
-   epoch. Both run the job's TrainConfig with ``epochs`` cut to HP["bench_epochs"] (the per-step work does not
-   depend on the epoch count). "Training" is the ``fit`` call inside ``run_job`` (optimizer set-up, the loop,
-   the per-epoch checkpoint and metrics.jsonl writes); data generation (cached per process, built before timing),
+   the same seed, the same batches (the engine's shuffle order), Adam with the job's lr and schedule (one-cycle:
+   set every step, as ``fit`` does). Both run the job's TrainConfig with ``epochs`` cut to HP["bench_epochs"]
+   (the per-step work does not depend on the epoch count). "Training" is the ``fit`` call inside ``run_job``
+   (optimizer set-up, the loop, the per-epoch checkpoint and metrics.jsonl writes); data generation (cached per
+   process, built before timing),
    model build and evaluation are outside it. The two are timed interleaved (engine, bare, bare, engine, ...),
    median of HP["repeats"], at 1 thread and at the default thread count; the final weights of both are compared.
-2. **One job's phases.** The whole grid runs through ``lowbit.engine.run.sweep`` (1 worker, in this process) with
+2. **One job's phases.** The whole grid runs through ``lowbit.engine.run.sweep`` (1 worker, in this process; seed
+   siblings not fused, so that every job's phases are its own: item 5 measures the fusion) with
    every training stage cut to HP["grid_epochs"] epochs (``--quick``: 1 epoch on a 5,000-sample subset); the
    engine's own functions are wrapped here (never changed) to time each phase (exclusive of the phases nested in
    it): data, model build / parent load, quantize + calibrate, training, checkpoint writes, evaluation, the
@@ -27,6 +29,10 @@ models, the data, the batch size, the optimizer and the schedule are the ones th
    forward only, Adam's step only, the step's GEMMs alone (the same matrix products on preallocated tensors) and
    the step's FLOPs at the machine's measured large-GEMM rate; the engine's step as item 1's ratio over the bare
    one; and the number of ATen kernels one step dispatches.
+5. **Seeds fused vs one by one.** The three seeds of the float 128-4 cell and of the W2A2 128-4 cell (epochs cut to
+   HP["fused_epochs"]): one ``lowbit.engine.fused.run_group`` task (the seeds trained stacked, what a sweep does)
+   against one ``run_job`` per seed, interleaved, 1 thread; jobs per minute both ways and whether the final weights
+   are bitwise the same.
 
     .venv/bin/python benchmarks/engine_throughput.py            # about 2 minutes on 2 quiet cores
     .venv/bin/python benchmarks/engine_throughput.py --quick    # under a minute: no full-length jobs, fewer repeats,
@@ -54,6 +60,7 @@ import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import lowbit.engine.evaluation as evaluation_mod
+import lowbit.engine.fused as fused_mod
 import lowbit.engine.report as report_mod
 import lowbit.engine.run as run_mod
 import lowbit.engine.steps as steps_mod
@@ -65,13 +72,13 @@ from lowbit.engine.store import Store
 from lowbit.models import create_model
 from lowbit.studies import study_path
 from lowbit.train import TrainConfig
-from lowbit.train.schedules import lr_factor
+from lowbit.train.schedules import PER_STEP, lr_factor
 
 HP = {  # hyper-parameters
     "study": "spirals",
     "bench_model": "128-4",  # the model of items 1 and 4
-    "bench_epochs": 3,  # epochs per timed run in item 1 (79 steps each at batch 256)
-    "quick_bench_epochs": 1,
+    "bench_epochs": 6,  # epochs per timed run in item 1 (120 steps each at batch 1024)
+    "quick_bench_epochs": 2,
     "repeats": 7,  # interleaved runs per variant and thread count in item 1
     "quick_repeats": 3,
     "grid_epochs": 2,  # epochs per training stage of the shortened grid (item 2/3)
@@ -83,6 +90,11 @@ HP = {  # hyper-parameters
     "quick_step_iters": 100,
     "step_repeats": 5,  # interleaved timings per variant in item 4 (median)
     "peak_gemm": 1024,  # square GEMM size that measures the machine's arithmetic rate
+    "fused_cells": [("128-4", "float"), ("128-4", "W2A2")],  # item 5: the seeds of these cells, fused vs not
+    "fused_epochs": 4,  # epochs per job in item 5 (80 steps at batch 1024)
+    "quick_fused_epochs": 2,
+    "fused_repeats": 3,
+    "quick_fused_repeats": 1,
     # (model, method, extra axes): the representative jobs of item 3
     "representative": [("128-3", "float", {}), ("256-3", "W2A2", {}), ("128-4", "INQ", {"bits": 2})],
 }
@@ -252,11 +264,14 @@ def bare_loop(job: Job, epochs: int) -> tuple[float, float, torch.nn.Module]:
     t0, c0 = time.perf_counter(), time.process_time()
     opt = torch.optim.Adam(model.parameters(), lr=train.lr)
     model.train()
+    per_epoch = math.ceil(n / b)
     for epoch in range(epochs):
-        for g in opt.param_groups:
-            g["lr"] = train.lr * lr_factor(train.schedule, epoch, epochs)
         order = torch.randperm(n, generator=torch.Generator().manual_seed(train.seed * 1_000_003 + epoch))
-        for i in range(0, n, b):
+        for step, i in enumerate(range(0, n, b)):
+            if step == 0 or train.schedule in PER_STEP:  # one-cycle changes the lr every step
+                f = lr_factor(train.schedule, epoch, epochs, step=step, steps_per_epoch=per_epoch)
+                for g in opt.param_groups:
+                    g["lr"] = train.lr * f
             idx = order[i : i + b]
             loss = F.cross_entropy(model(x[idx]), y[idx])
             opt.zero_grad(set_to_none=True)
@@ -408,6 +423,62 @@ def step_parts(job: Job, iters: int, repeats: int) -> dict[str, float]:
     return {**out, "ops": c.n, "flops": flops, "peak_flops": peak}
 
 
+# ------------------------------------------------------------------------ item 5: seeds fused vs one by one
+
+
+def fused_vs_separate(jobs: list[Job], model: str, method: str, epochs: int, repeats: int, root: Path) -> dict:
+    """The seeds of one (model, method) cell, epochs cut to ``epochs``: one ``fused.run_group`` task vs one
+    ``run_job`` per seed, interleaved, 1 thread; the parents (for a QAT cell) are the float jobs of the same length
+    run first. Returns median walls and whether both ways gave the same weights."""
+    torch.set_num_threads(1)
+    cell = [j for j in jobs if j.axes["model"] == model and j.axes["method"] == method]
+    by_id = {j.id: j for j in jobs}
+
+    def cut(j: Job) -> dict:
+        c = copy.deepcopy(j.config)
+        c["recipe"]["train"]["epochs"] = epochs
+        return c
+
+    parents = root / "parents"
+    for j in cell:
+        for pid in j.parents:
+            if not (parents / pid).exists():
+                run_mod.run_job(config=cut(by_id[pid]), job_dir=parents / pid, parent_dirs=[])
+    res: dict[str, list[float]] = {"fused": [], "separate": []}
+    runs = iter(range(10_000))
+    last: dict[str, Path] = {}
+    for r in range(repeats + 1):  # the first round warms up both paths
+        for which in ("fused", "separate") if r % 2 == 0 else ("separate", "fused"):
+            d = root / f"{which}{next(runs)}"
+            args = [
+                dict(config=cut(j), job_dir=str(d / j.id), parent_dirs=[str(parents / p) for p in j.parents])
+                for j in cell
+            ]
+            t0 = time.perf_counter()
+            if which == "fused":
+                fused_mod.run_group(args)
+            else:
+                for a in args:
+                    run_mod.run_job(**a)
+            if r:
+                res[which].append(time.perf_counter() - t0)
+            last[which] = d
+    same = all(
+        _same_file(last["fused"] / j.id / "model.safetensors", last["separate"] / j.id / "model.safetensors")
+        for j in cell
+    )
+    return {"label": f"{model} {method}", "seeds": len(cell), "epochs": epochs, "same": same} | {
+        k: statistics.median(v) for k, v in res.items()
+    }
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    from safetensors.torch import load_file
+
+    ta, tb = load_file(a), load_file(b)
+    return ta.keys() == tb.keys() and all(torch.equal(ta[k], tb[k]) for k in ta)
+
+
 # ---------------------------------------------------------------------------------- items 2-3: the grid
 
 
@@ -416,7 +487,12 @@ def run_grid(spec: Spec, epochs: int, subset: int, root: Path) -> tuple[list[Job
     short = shortened(spec, epochs, subset)
     torch.set_num_threads(1)  # what a worker runs with (workers=1 sets it too)
     t0, c0 = time.perf_counter(), time.process_time()
-    run_mod.sweep(short, root / "grid", workers=1, progress=False)
+    real = fused_mod.stackable
+    fused_mod.stackable = lambda config: False  # one job per task: the phase timers wrap fit, not fit_stacked
+    try:
+        run_mod.sweep(short, root / "grid", workers=1, progress=False)
+    finally:
+        fused_mod.stackable = real
     return plan(short), time.perf_counter() - t0, time.process_time() - c0
 
 
@@ -523,6 +599,12 @@ def main() -> None:
             # ---- 4
             parts = step_parts(bench, HP[q + "step_iters"], HP["step_repeats"])
             lap("item 4")
+            # ---- 5
+            fusion = [
+                fused_vs_separate(jobs, model, method, HP[q + "fused_epochs"], HP[q + "fused_repeats"], root / "f5")
+                for model, method in HP["fused_cells"]
+            ]
+            lap("item 5")
             # ---- 2, 3
             cold = cold_data_seconds(bench)
             grid_epochs = HP[q + "grid_epochs"]
@@ -702,6 +784,31 @@ def main() -> None:
         f"\nOne bare step dispatches {parts['ops']} ATen kernels (forward, backward, Adam): "
         f"({pre * 1e6:.0f} − {gemm * 1e6:.0f} µs of GEMMs) / {parts['ops']} = "
         f"{(pre - gemm) / parts['ops'] * 1e6:.1f} µs per kernel besides the GEMMs."
+    )
+    # ---------------------------------------------------------------- 5
+    print(
+        f"\n## 5. Seeds fused vs one by one (1 thread; median of {HP[q + 'fused_repeats']} interleaved runs): the "
+        "seeds of one cell as one worker task trained stacked (engine/fused.py) vs one run_job per seed\n"
+    )
+    rows = [
+        [
+            f["label"],
+            f["seeds"],
+            f["epochs"],
+            f"{f['separate']:.2f}",
+            f"{f['fused']:.2f}",
+            f"{f['seeds'] / f['separate'] * 60:.1f}",
+            f"{f['seeds'] / f['fused'] * 60:.1f}",
+            f"{f['separate'] / f['fused']:.2f}x",
+            "yes (bitwise)" if f["same"] else "NO",
+        ]
+        for f in fusion
+    ]
+    print(
+        table(
+            ["cell", "seeds", "epochs", "one by one s", "fused s", "jobs/min", "jobs/min fused", "speed-up", "same"],
+            rows,
+        )
     )
     print(
         f"\n# load average {load_text(load1)} at the end; this run took {fmt_s(time.perf_counter() - t_start)} "
