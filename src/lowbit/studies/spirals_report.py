@@ -142,8 +142,10 @@ def _paired(res: RunResults, method: str, against: str) -> dict[tuple, float]:
 
 
 def _cells(diff: dict[tuple, float], where: dict[tuple, tuple], seeds: list) -> dict[tuple, list[float]]:
-    """{(group, x): [differences in seed order]} for the cells ``where`` maps (model, extra...) -> (group, x);
-    only seeds present in every cell, so each cell's list pairs with every other's by seed."""
+    """{(group, x): [differences in seed order]} for the cells ``where`` maps (model, extra...) -> (group, x) that
+    have results (a run still in progress has some); only seeds present in every such cell, so each cell's list
+    pairs with every other's by seed."""
+    where = {k: gx for k, gx in where.items() if any((k[0], s, *k[1:]) in diff for s in seeds)}  # cells that ran
     common = [s for s in seeds if all((m, s, *e) in diff for (m, *e) in where)]
     return {gx: [diff[(m, s, *e)] for s in common] for (m, *e), gx in where.items() if common}
 
