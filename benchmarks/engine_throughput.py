@@ -551,10 +551,18 @@ def table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
+class _Skip(Exception):
+    """Items 2-3 not asked for (``--items``)."""
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="fewer repeats, grid at 1 epoch, no full-length jobs")
-    quick = p.parse_args().quick
+    p.add_argument("--items", default="1,2,3,4,5", help="which items to run, e.g. 1,5 (2 and 3 go together)")
+    args = p.parse_args()
+    quick, items = args.quick, set(args.items.split(","))
+    if "2" in items or "3" in items:
+        items |= {"2", "3"}
     q = "quick_" if quick else ""
     default_threads = torch.get_num_threads()
     load0 = os.getloadavg()
@@ -597,15 +605,19 @@ def main() -> None:
                     )
             lap("item 1")
             # ---- 4
-            parts = step_parts(bench, HP[q + "step_iters"], HP["step_repeats"])
-            lap("item 4")
+            if "4" in items:
+                parts = step_parts(bench, HP[q + "step_iters"], HP["step_repeats"])
+                lap("item 4")
             # ---- 5
             fusion = [
                 fused_vs_separate(jobs, model, method, HP[q + "fused_epochs"], HP[q + "fused_repeats"], root / "f5")
                 for model, method in HP["fused_cells"]
+                if "5" in items
             ]
             lap("item 5")
             # ---- 2, 3
+            if "2" not in items:
+                raise _Skip
             cold = cold_data_seconds(bench)
             grid_epochs = HP[q + "grid_epochs"]
             phases.jobs.clear()
@@ -633,6 +645,8 @@ def main() -> None:
                 lap("full-length jobs")
             worker_start = worker_start_seconds()
             lap("worker start")
+    except _Skip:
+        pass
     finally:
         phases.close()
         torch.set_num_threads(default_threads)
@@ -677,139 +691,161 @@ def main() -> None:
     )
     if skipped:
         print(f"\n{skipped}")
-    # ---------------------------------------------------------------- 2
-    bench_short = full_of[bench.id]
-    one = proj[bench.id]
-    run_short = ran[bench.id]
-    one_total = sum(one.values())
-    subset = HP[q + "grid_subset"]
-    print(
-        f"\n## 2. Where one job's time goes: float {HP['bench_model']}, as run in the shortened grid ({grid_epochs} "
-        f"epoch(s) per training stage{f', {subset:,} training samples' if subset else ''}: {steps_of(bench_short)} "
-        f"steps) and with its training phases scaled to the job's {steps_of(bench)} steps ({epochs_of(bench)} epochs)\n"
-    )
-    rows = []
-    for ph in JOB_PHASES:
-        if ph in run_short:
-            rows.append([ph, f"{run_short[ph]:.3f}", f"{one[ph]:.2f}", f"{one[ph] / one_total * 100:.1f} %"])
-    rows.append(["data, cold (a worker's first job; cached after)", f"{cold:.3f}", f"{cold:.2f}", "(once per worker)"])
-    rows.append(["**job total**", f"{sum(run_short.values()):.3f}", f"**{one_total:.2f}**", "100 %"])
-    print(table(["phase", "s as run", "s projected", "share"], rows))
-    # whole grid by phase
-    n_jobs = len(jobs)
-    tot, as_run = defaultdict(float), defaultdict(float)
-    for j in jobs:
-        for ph, v in proj[j.id].items():
-            tot[ph] += v
-        for ph, v in ran[j.id].items():
-            as_run[ph] += v
-    jobs_total = sum(tot.values())
-    sweep_other = grid_wall - sum(as_run.values()) - sum(sweep_phases.values())
-    once = {**sweep_phases, "rest of the sweep (lock, store, run folder, backend)": sweep_other}
-    grid_1 = jobs_total + sum(once.values())
-    print(
-        f"\nThe whole default grid ({n_jobs} jobs) by phase, one process: the shortened grid as run "
-        f"({fmt_s(grid_wall)}; it had {grid_cpu / grid_wall:.0%} of a core: process CPU / wall), and projected to the "
-        "full step and epoch counts:\n"
-    )
-    rows = [
-        [ph, f"{as_run[ph]:.2f}", f"{tot[ph]:.1f}", f"{tot[ph] / grid_1 * 100:.1f} %"] for ph in JOB_PHASES if ph in tot
-    ]
-    rows += [[ph + " (once)", f"{v:.2f}", f"{v:.1f}", f"{v / grid_1 * 100:.1f} %"] for ph, v in once.items()]
-    rows.append(["**total**", f"{grid_wall:.2f}", f"**{grid_1:.1f}**", "100 %"])
-    print(table(["phase", "s as run", "s projected", "share"], rows))
-    # ---------------------------------------------------------------- 3
-    print("\n## 3. Jobs per minute, one by one (1 thread)\n")
-    rows = []
-    for model, method, extra in HP["representative"]:
-        j = find(jobs, model, method, extra)
-        pj = sum(proj[j.id].values())
-        ms = measured.get(j.id)
+    if "2" in items:
+        # ---------------------------------------------------------------- 2
+        bench_short = full_of[bench.id]
+        one = proj[bench.id]
+        run_short = ran[bench.id]
+        one_total = sum(one.values())
+        subset = HP[q + "grid_subset"]
+        print(
+            f"\n## 2. Where one job's time goes: float {HP['bench_model']}, as run in the shortened grid "
+            f"({grid_epochs} epoch(s) per training stage{f', {subset:,} training samples' if subset else ''}: "
+            f"{steps_of(bench_short)} steps) and with its training phases scaled to the job's {steps_of(bench)} "
+            f"steps ({epochs_of(bench)} epochs)\n"
+        )
+        rows = []
+        for ph in JOB_PHASES:
+            if ph in run_short:
+                rows.append([ph, f"{run_short[ph]:.3f}", f"{one[ph]:.2f}", f"{one[ph] / one_total * 100:.1f} %"])
+        rows.append(
+            ["data, cold (a worker's first job; cached after)", f"{cold:.3f}", f"{cold:.2f}", "(once per worker)"]
+        )
+        rows.append(["**job total**", f"{sum(run_short.values()):.3f}", f"**{one_total:.2f}**", "100 %"])
+        print(table(["phase", "s as run", "s projected", "share"], rows))
+        # whole grid by phase
+        n_jobs = len(jobs)
+        tot, as_run = defaultdict(float), defaultdict(float)
+        for j in jobs:
+            for ph, v in proj[j.id].items():
+                tot[ph] += v
+            for ph, v in ran[j.id].items():
+                as_run[ph] += v
+        jobs_total = sum(tot.values())
+        sweep_other = grid_wall - sum(as_run.values()) - sum(sweep_phases.values())
+        once = {**sweep_phases, "rest of the sweep (lock, store, run folder, backend)": sweep_other}
+        grid_1 = jobs_total + sum(once.values())
+        print(
+            f"\nThe whole default grid ({n_jobs} jobs) by phase, one process: the shortened grid as run "
+            f"({fmt_s(grid_wall)}; it had {grid_cpu / grid_wall:.0%} of a core: process CPU / wall), and projected "
+            "to the full step and epoch counts:\n"
+        )
+        rows = [
+            [ph, f"{as_run[ph]:.2f}", f"{tot[ph]:.1f}", f"{tot[ph] / grid_1 * 100:.1f} %"]
+            for ph in JOB_PHASES
+            if ph in tot
+        ]
+        rows += [[ph + " (once)", f"{v:.2f}", f"{v:.1f}", f"{v / grid_1 * 100:.1f} %"] for ph, v in once.items()]
+        rows.append(["**total**", f"{grid_wall:.2f}", f"**{grid_1:.1f}**", "100 %"])
+        print(table(["phase", "s as run", "s projected", "share"], rows))
+        # ---------------------------------------------------------------- 3
+        print("\n## 3. Jobs per minute, one by one (1 thread)\n")
+        rows = []
+        for model, method, extra in HP["representative"]:
+            j = find(jobs, model, method, extra)
+            pj = sum(proj[j.id].values())
+            ms = measured.get(j.id)
+            rows.append(
+                [
+                    j.label,
+                    epochs_of(j),
+                    fmt_s(ms) if ms else "(--quick: not run)",
+                    f"{60 / ms:.1f}" if ms else "",
+                    fmt_s(pj),
+                    f"{60 / pj:.1f}",
+                    f"{(pj / ms - 1) * 100:+.0f} %" if ms else "",
+                ]
+            )
+        print(
+            table(
+                ["job", "epochs", "measured", "jobs/min", "projected", "jobs/min (projected)", "projection error"], rows
+            )
+        )
+        seconds = {j.id: sum(proj[j.id].values()) for j in jobs}
+        fixed = sweep_phases.get("plan", 0) + sweep_phases.get("preflight (build + time every model)", 0)
+        rep = sweep_phases.get("report (tables, figures, decision maps)", 0)
+        w1 = fixed + makespan(jobs, seconds, 1, phases.costs) + rep + sweep_other
+        w2 = fixed + worker_start + cold + makespan(jobs, seconds, 2, phases.costs) + rep + sweep_other
+        longest = max(jobs, key=lambda j: seconds[j.id])
+        print(
+            f"\nThe whole default grid: {n_jobs} jobs ({sum(j.kind == 'float' for j in jobs)} float, "
+            f"{sum(j.kind == 'qat' for j in jobs)} QAT, {sum(j.kind == 'inq' for j in jobs)} INQ), "
+            f"{jobs_total / 60:.1f} worker-minutes of jobs (longest: {longest.label}, {fmt_s(seconds[longest.id])}); "
+            f"plan + preflight {fixed:.1f} s, report {rep:.1f} s, a worker's start {worker_start:.1f} s + data "
+            f"{cold:.2f} s.\n"
+        )
+        print(
+            table(
+                ["workers", "projected wall", "jobs/min"],
+                [[1, fmt_s(w1), f"{n_jobs / w1 * 60:.1f}"], [2, fmt_s(w2), f"{n_jobs / w2 * 60:.1f}"]],
+            )
+        )
+    if "4" in items:
+        # ---------------------------------------------------------------- 4
+        ref = parts[BARE]
+        ratio = eb[0]["engine"] / eb[0]["bare"]
+        rows = [
+            [f"engine step (this bare step x item 1's engine / bare ratio, {ratio:.3f})", f"{ref * ratio * 1e6:.0f}"]
+        ]
+        rows += [[k, f"{parts[k] * 1e6:.0f}"] for k in (BARE, PREALLOC, "forward + backward only")]
+        rows += [[k, f"{parts[k] * 1e6:.0f}"] for k in ("forward only (no autograd)", "Adam step only", GEMMS)]
+        flop_s = parts["flops"] / parts["peak_flops"]
         rows.append(
             [
-                j.label,
-                epochs_of(j),
-                fmt_s(ms) if ms else "(--quick: not run)",
-                f"{60 / ms:.1f}" if ms else "",
-                fmt_s(pj),
-                f"{60 / pj:.1f}",
-                f"{(pj / ms - 1) * 100:+.0f} %" if ms else "",
+                f"the step's {parts['flops'] / 1e6:.1f} MFLOP of matrix products at the {HP['peak_gemm']}² GEMM rate "
+                f"({parts['peak_flops'] / 1e9:.0f} GFLOP/s)",
+                f"{flop_s * 1e6:.0f}",
             ]
         )
-    print(
-        table(["job", "epochs", "measured", "jobs/min", "projected", "jobs/min (projected)", "projection error"], rows)
-    )
-    seconds = {j.id: sum(proj[j.id].values()) for j in jobs}
-    fixed = sweep_phases.get("plan", 0) + sweep_phases.get("preflight (build + time every model)", 0)
-    rep = sweep_phases.get("report (tables, figures, decision maps)", 0)
-    w1 = fixed + makespan(jobs, seconds, 1, phases.costs) + rep + sweep_other
-    w2 = fixed + worker_start + cold + makespan(jobs, seconds, 2, phases.costs) + rep + sweep_other
-    longest = max(jobs, key=lambda j: seconds[j.id])
-    print(
-        f"\nThe whole default grid: {n_jobs} jobs ({sum(j.kind == 'float' for j in jobs)} float, "
-        f"{sum(j.kind == 'qat' for j in jobs)} QAT, {sum(j.kind == 'inq' for j in jobs)} INQ), "
-        f"{jobs_total / 60:.1f} worker-minutes of jobs (longest: {longest.label}, {fmt_s(seconds[longest.id])}); "
-        f"plan + preflight {fixed:.1f} s, report {rep:.1f} s, a worker's start {worker_start:.1f} s + data "
-        f"{cold:.2f} s.\n"
-    )
-    print(
-        table(
-            ["workers", "projected wall", "jobs/min"],
-            [[1, fmt_s(w1), f"{n_jobs / w1 * 60:.1f}"], [2, fmt_s(w2), f"{n_jobs / w2 * 60:.1f}"]],
+        for r in rows:
+            r.append(f"{float(r[1]) / (ref * 1e6):.0%}")
+        print(
+            f"\n## 4. One optimizer step of the {HP['bench_model']} MLP, batch {tr['batch_size']}, 1 thread "
+            f"(median of {HP['step_repeats']} interleaved timings of {HP[q + 'step_iters']} steps each)\n"
         )
-    )
-    # ---------------------------------------------------------------- 4
-    ref = parts[BARE]
-    ratio = eb[0]["engine"] / eb[0]["bare"]
-    rows = [[f"engine step (this bare step x item 1's engine / bare ratio, {ratio:.3f})", f"{ref * ratio * 1e6:.0f}"]]
-    rows += [[k, f"{parts[k] * 1e6:.0f}"] for k in (BARE, PREALLOC, "forward + backward only")]
-    rows += [[k, f"{parts[k] * 1e6:.0f}"] for k in ("forward only (no autograd)", "Adam step only", GEMMS)]
-    flop_s = parts["flops"] / parts["peak_flops"]
-    rows.append(
-        [
-            f"the step's {parts['flops'] / 1e6:.1f} MFLOP of matrix products at the {HP['peak_gemm']}² GEMM rate "
-            f"({parts['peak_flops'] / 1e9:.0f} GFLOP/s)",
-            f"{flop_s * 1e6:.0f}",
-        ]
-    )
-    for r in rows:
-        r.append(f"{float(r[1]) / (ref * 1e6):.0%}")
-    print(
-        f"\n## 4. One optimizer step of the {HP['bench_model']} MLP, batch {tr['batch_size']}, 1 thread "
-        f"(median of {HP['step_repeats']} interleaved timings of {HP[q + 'step_iters']} steps each)\n"
-    )
-    print(table(["what", "µs per step", "of the bare step"], rows))
-    pre, gemm = parts[PREALLOC], parts[GEMMS]
-    print(
-        f"\nOne bare step dispatches {parts['ops']} ATen kernels (forward, backward, Adam): "
-        f"({pre * 1e6:.0f} − {gemm * 1e6:.0f} µs of GEMMs) / {parts['ops']} = "
-        f"{(pre - gemm) / parts['ops'] * 1e6:.1f} µs per kernel besides the GEMMs."
-    )
-    # ---------------------------------------------------------------- 5
-    print(
-        f"\n## 5. Seeds fused vs one by one (1 thread; median of {HP[q + 'fused_repeats']} interleaved runs): the "
-        "seeds of one cell as one worker task trained stacked (engine/fused.py) vs one run_job per seed\n"
-    )
-    rows = [
-        [
-            f["label"],
-            f["seeds"],
-            f["epochs"],
-            f"{f['separate']:.2f}",
-            f"{f['fused']:.2f}",
-            f"{f['seeds'] / f['separate'] * 60:.1f}",
-            f"{f['seeds'] / f['fused'] * 60:.1f}",
-            f"{f['separate'] / f['fused']:.2f}x",
-            "yes (bitwise)" if f["same"] else "NO",
-        ]
-        for f in fusion
-    ]
-    print(
-        table(
-            ["cell", "seeds", "epochs", "one by one s", "fused s", "jobs/min", "jobs/min fused", "speed-up", "same"],
-            rows,
+        print(table(["what", "µs per step", "of the bare step"], rows))
+        pre, gemm = parts[PREALLOC], parts[GEMMS]
+        print(
+            f"\nOne bare step dispatches {parts['ops']} ATen kernels (forward, backward, Adam): "
+            f"({pre * 1e6:.0f} − {gemm * 1e6:.0f} µs of GEMMs) / {parts['ops']} = "
+            f"{(pre - gemm) / parts['ops'] * 1e6:.1f} µs per kernel besides the GEMMs."
         )
-    )
+    if "5" in items:
+        # ---------------------------------------------------------------- 5
+        print(
+            f"\n## 5. Seeds fused vs one by one (1 thread; median of {HP[q + 'fused_repeats']} interleaved runs): the "
+            "seeds of one cell as one worker task trained stacked (engine/fused.py) vs one run_job per seed\n"
+        )
+        rows = [
+            [
+                f["label"],
+                f["seeds"],
+                f["epochs"],
+                f"{f['separate']:.2f}",
+                f"{f['fused']:.2f}",
+                f"{f['seeds'] / f['separate'] * 60:.1f}",
+                f"{f['seeds'] / f['fused'] * 60:.1f}",
+                f"{f['separate'] / f['fused']:.2f}x",
+                "yes (bitwise)" if f["same"] else "NO",
+            ]
+            for f in fusion
+        ]
+        print(
+            table(
+                [
+                    "cell",
+                    "seeds",
+                    "epochs",
+                    "one by one s",
+                    "fused s",
+                    "jobs/min",
+                    "jobs/min fused",
+                    "speed-up",
+                    "same",
+                ],
+                rows,
+            )
+        )
     print(
         f"\n# load average {load_text(load1)} at the end; this run took {fmt_s(time.perf_counter() - t_start)} "
         f"({', '.join(f'{k} {v:.0f} s' for k, v in took.items())})"
