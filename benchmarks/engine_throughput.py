@@ -5,13 +5,15 @@ models, the data, the batch size, the optimizer and the schedule are the ones th
 
 1. **Engine vs bare loop.** The float 128-4 job through ``lowbit.engine.steps.run_job`` (what every backend calls)
    against a hand-written PyTorch loop: the model built by ``lowbit.models.create_model`` with the job's arguments,
-   the same seed, the same batches (the engine's shuffle order), Adam with the job's lr and its cosine factor per
-   epoch. Both run the job's TrainConfig with ``epochs`` cut to HP["bench_epochs"] (the per-step work does not
-   depend on the epoch count). "Training" is the ``fit`` call inside ``run_job`` (optimizer set-up, the loop,
-   the per-epoch checkpoint and metrics.jsonl writes); data generation (cached per process, built before timing),
+   the same seed, the same batches (the engine's shuffle order), Adam with the job's lr and schedule (one-cycle:
+   set every step, as ``fit`` does). Both run the job's TrainConfig with ``epochs`` cut to HP["bench_epochs"]
+   (the per-step work does not depend on the epoch count). "Training" is the ``fit`` call inside ``run_job``
+   (optimizer set-up, the loop, the per-epoch checkpoint and metrics.jsonl writes); data generation (cached per
+   process, built before timing),
    model build and evaluation are outside it. The two are timed interleaved (engine, bare, bare, engine, ...),
    median of HP["repeats"], at 1 thread and at the default thread count; the final weights of both are compared.
-2. **One job's phases.** The whole grid runs through ``lowbit.engine.run.sweep`` (1 worker, in this process) with
+2. **One job's phases.** The whole grid runs through ``lowbit.engine.run.sweep`` (1 worker, in this process; seed
+   siblings not fused, so that every job's phases are its own: item 5 measures the fusion) with
    every training stage cut to HP["grid_epochs"] epochs (``--quick``: 1 epoch on a 5,000-sample subset); the
    engine's own functions are wrapped here (never changed) to time each phase (exclusive of the phases nested in
    it): data, model build / parent load, quantize + calibrate, training, checkpoint writes, evaluation, the
@@ -27,6 +29,10 @@ models, the data, the batch size, the optimizer and the schedule are the ones th
    forward only, Adam's step only, the step's GEMMs alone (the same matrix products on preallocated tensors) and
    the step's FLOPs at the machine's measured large-GEMM rate; the engine's step as item 1's ratio over the bare
    one; and the number of ATen kernels one step dispatches.
+5. **Seeds fused vs one by one.** The three seeds of the float 128-4 cell and of the W2A2 128-4 cell (epochs cut to
+   HP["fused_epochs"]): one ``lowbit.engine.fused.run_group`` task (the seeds trained stacked, what a sweep does)
+   against one ``run_job`` per seed, interleaved, 1 thread; jobs per minute both ways and whether the final weights
+   are bitwise the same.
 
     .venv/bin/python benchmarks/engine_throughput.py            # about 2 minutes on 2 quiet cores
     .venv/bin/python benchmarks/engine_throughput.py --quick    # under a minute: no full-length jobs, fewer repeats,
@@ -54,6 +60,7 @@ import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import lowbit.engine.evaluation as evaluation_mod
+import lowbit.engine.fused as fused_mod
 import lowbit.engine.report as report_mod
 import lowbit.engine.run as run_mod
 import lowbit.engine.steps as steps_mod
@@ -65,13 +72,13 @@ from lowbit.engine.store import Store
 from lowbit.models import create_model
 from lowbit.studies import study_path
 from lowbit.train import TrainConfig
-from lowbit.train.schedules import lr_factor
+from lowbit.train.schedules import PER_STEP, lr_factor
 
 HP = {  # hyper-parameters
     "study": "spirals",
     "bench_model": "128-4",  # the model of items 1 and 4
-    "bench_epochs": 3,  # epochs per timed run in item 1 (79 steps each at batch 256)
-    "quick_bench_epochs": 1,
+    "bench_epochs": 6,  # epochs per timed run in item 1 (120 steps each at batch 1024)
+    "quick_bench_epochs": 2,
     "repeats": 7,  # interleaved runs per variant and thread count in item 1
     "quick_repeats": 3,
     "grid_epochs": 2,  # epochs per training stage of the shortened grid (item 2/3)
@@ -83,6 +90,11 @@ HP = {  # hyper-parameters
     "quick_step_iters": 100,
     "step_repeats": 5,  # interleaved timings per variant in item 4 (median)
     "peak_gemm": 1024,  # square GEMM size that measures the machine's arithmetic rate
+    "fused_cells": [("128-4", "float"), ("128-4", "W2A2")],  # item 5: the seeds of these cells, fused vs not
+    "fused_epochs": 4,  # epochs per job in item 5 (80 steps at batch 1024)
+    "quick_fused_epochs": 2,
+    "fused_repeats": 3,
+    "quick_fused_repeats": 1,
     # (model, method, extra axes): the representative jobs of item 3
     "representative": [("128-3", "float", {}), ("256-3", "W2A2", {}), ("128-4", "INQ", {"bits": 2})],
 }
@@ -252,11 +264,14 @@ def bare_loop(job: Job, epochs: int) -> tuple[float, float, torch.nn.Module]:
     t0, c0 = time.perf_counter(), time.process_time()
     opt = torch.optim.Adam(model.parameters(), lr=train.lr)
     model.train()
+    per_epoch = math.ceil(n / b)
     for epoch in range(epochs):
-        for g in opt.param_groups:
-            g["lr"] = train.lr * lr_factor(train.schedule, epoch, epochs)
         order = torch.randperm(n, generator=torch.Generator().manual_seed(train.seed * 1_000_003 + epoch))
-        for i in range(0, n, b):
+        for step, i in enumerate(range(0, n, b)):
+            if step == 0 or train.schedule in PER_STEP:  # one-cycle changes the lr every step
+                f = lr_factor(train.schedule, epoch, epochs, step=step, steps_per_epoch=per_epoch)
+                for g in opt.param_groups:
+                    g["lr"] = train.lr * f
             idx = order[i : i + b]
             loss = F.cross_entropy(model(x[idx]), y[idx])
             opt.zero_grad(set_to_none=True)
@@ -408,6 +423,62 @@ def step_parts(job: Job, iters: int, repeats: int) -> dict[str, float]:
     return {**out, "ops": c.n, "flops": flops, "peak_flops": peak}
 
 
+# ------------------------------------------------------------------------ item 5: seeds fused vs one by one
+
+
+def fused_vs_separate(jobs: list[Job], model: str, method: str, epochs: int, repeats: int, root: Path) -> dict:
+    """The seeds of one (model, method) cell, epochs cut to ``epochs``: one ``fused.run_group`` task vs one
+    ``run_job`` per seed, interleaved, 1 thread; the parents (for a QAT cell) are the float jobs of the same length
+    run first. Returns median walls and whether both ways gave the same weights."""
+    torch.set_num_threads(1)
+    cell = [j for j in jobs if j.axes["model"] == model and j.axes["method"] == method]
+    by_id = {j.id: j for j in jobs}
+
+    def cut(j: Job) -> dict:
+        c = copy.deepcopy(j.config)
+        c["recipe"]["train"]["epochs"] = epochs
+        return c
+
+    parents = root / "parents"
+    for j in cell:
+        for pid in j.parents:
+            if not (parents / pid).exists():
+                run_mod.run_job(config=cut(by_id[pid]), job_dir=parents / pid, parent_dirs=[])
+    res: dict[str, list[float]] = {"fused": [], "separate": []}
+    runs = iter(range(10_000))
+    last: dict[str, Path] = {}
+    for r in range(repeats + 1):  # the first round warms up both paths
+        for which in ("fused", "separate") if r % 2 == 0 else ("separate", "fused"):
+            d = root / f"{which}{next(runs)}"
+            args = [
+                dict(config=cut(j), job_dir=str(d / j.id), parent_dirs=[str(parents / p) for p in j.parents])
+                for j in cell
+            ]
+            t0 = time.perf_counter()
+            if which == "fused":
+                fused_mod.run_group(args)
+            else:
+                for a in args:
+                    run_mod.run_job(**a)
+            if r:
+                res[which].append(time.perf_counter() - t0)
+            last[which] = d
+    same = all(
+        _same_file(last["fused"] / j.id / "model.safetensors", last["separate"] / j.id / "model.safetensors")
+        for j in cell
+    )
+    return {"label": f"{model} {method}", "seeds": len(cell), "epochs": epochs, "same": same} | {
+        k: statistics.median(v) for k, v in res.items()
+    }
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    from safetensors.torch import load_file
+
+    ta, tb = load_file(a), load_file(b)
+    return ta.keys() == tb.keys() and all(torch.equal(ta[k], tb[k]) for k in ta)
+
+
 # ---------------------------------------------------------------------------------- items 2-3: the grid
 
 
@@ -416,7 +487,12 @@ def run_grid(spec: Spec, epochs: int, subset: int, root: Path) -> tuple[list[Job
     short = shortened(spec, epochs, subset)
     torch.set_num_threads(1)  # what a worker runs with (workers=1 sets it too)
     t0, c0 = time.perf_counter(), time.process_time()
-    run_mod.sweep(short, root / "grid", workers=1, progress=False)
+    real = fused_mod.stackable
+    fused_mod.stackable = lambda config: False  # one job per task: the phase timers wrap fit, not fit_stacked
+    try:
+        run_mod.sweep(short, root / "grid", workers=1, progress=False)
+    finally:
+        fused_mod.stackable = real
     return plan(short), time.perf_counter() - t0, time.process_time() - c0
 
 
@@ -475,10 +551,18 @@ def table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
+class _Skip(Exception):
+    """Items 2-3 not asked for (``--items``)."""
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="fewer repeats, grid at 1 epoch, no full-length jobs")
-    quick = p.parse_args().quick
+    p.add_argument("--items", default="1,2,3,4,5", help="which items to run, e.g. 1,5 (2 and 3 go together)")
+    args = p.parse_args()
+    quick, items = args.quick, set(args.items.split(","))
+    if "2" in items or "3" in items:
+        items |= {"2", "3"}
     q = "quick_" if quick else ""
     default_threads = torch.get_num_threads()
     load0 = os.getloadavg()
@@ -521,9 +605,19 @@ def main() -> None:
                     )
             lap("item 1")
             # ---- 4
-            parts = step_parts(bench, HP[q + "step_iters"], HP["step_repeats"])
-            lap("item 4")
+            if "4" in items:
+                parts = step_parts(bench, HP[q + "step_iters"], HP["step_repeats"])
+                lap("item 4")
+            # ---- 5
+            fusion = [
+                fused_vs_separate(jobs, model, method, HP[q + "fused_epochs"], HP[q + "fused_repeats"], root / "f5")
+                for model, method in HP["fused_cells"]
+                if "5" in items
+            ]
+            lap("item 5")
             # ---- 2, 3
+            if "2" not in items:
+                raise _Skip
             cold = cold_data_seconds(bench)
             grid_epochs = HP[q + "grid_epochs"]
             phases.jobs.clear()
@@ -551,6 +645,8 @@ def main() -> None:
                 lap("full-length jobs")
             worker_start = worker_start_seconds()
             lap("worker start")
+    except _Skip:
+        pass
     finally:
         phases.close()
         torch.set_num_threads(default_threads)
@@ -595,114 +691,161 @@ def main() -> None:
     )
     if skipped:
         print(f"\n{skipped}")
-    # ---------------------------------------------------------------- 2
-    bench_short = full_of[bench.id]
-    one = proj[bench.id]
-    run_short = ran[bench.id]
-    one_total = sum(one.values())
-    subset = HP[q + "grid_subset"]
-    print(
-        f"\n## 2. Where one job's time goes: float {HP['bench_model']}, as run in the shortened grid ({grid_epochs} "
-        f"epoch(s) per training stage{f', {subset:,} training samples' if subset else ''}: {steps_of(bench_short)} "
-        f"steps) and with its training phases scaled to the job's {steps_of(bench)} steps ({epochs_of(bench)} epochs)\n"
-    )
-    rows = []
-    for ph in JOB_PHASES:
-        if ph in run_short:
-            rows.append([ph, f"{run_short[ph]:.3f}", f"{one[ph]:.2f}", f"{one[ph] / one_total * 100:.1f} %"])
-    rows.append(["data, cold (a worker's first job; cached after)", f"{cold:.3f}", f"{cold:.2f}", "(once per worker)"])
-    rows.append(["**job total**", f"{sum(run_short.values()):.3f}", f"**{one_total:.2f}**", "100 %"])
-    print(table(["phase", "s as run", "s projected", "share"], rows))
-    # whole grid by phase
-    n_jobs = len(jobs)
-    tot, as_run = defaultdict(float), defaultdict(float)
-    for j in jobs:
-        for ph, v in proj[j.id].items():
-            tot[ph] += v
-        for ph, v in ran[j.id].items():
-            as_run[ph] += v
-    jobs_total = sum(tot.values())
-    sweep_other = grid_wall - sum(as_run.values()) - sum(sweep_phases.values())
-    once = {**sweep_phases, "rest of the sweep (lock, store, run folder, backend)": sweep_other}
-    grid_1 = jobs_total + sum(once.values())
-    print(
-        f"\nThe whole default grid ({n_jobs} jobs) by phase, one process: the shortened grid as run "
-        f"({fmt_s(grid_wall)}; it had {grid_cpu / grid_wall:.0%} of a core: process CPU / wall), and projected to the "
-        "full step and epoch counts:\n"
-    )
-    rows = [
-        [ph, f"{as_run[ph]:.2f}", f"{tot[ph]:.1f}", f"{tot[ph] / grid_1 * 100:.1f} %"] for ph in JOB_PHASES if ph in tot
-    ]
-    rows += [[ph + " (once)", f"{v:.2f}", f"{v:.1f}", f"{v / grid_1 * 100:.1f} %"] for ph, v in once.items()]
-    rows.append(["**total**", f"{grid_wall:.2f}", f"**{grid_1:.1f}**", "100 %"])
-    print(table(["phase", "s as run", "s projected", "share"], rows))
-    # ---------------------------------------------------------------- 3
-    print("\n## 3. Jobs per minute, one by one (1 thread)\n")
-    rows = []
-    for model, method, extra in HP["representative"]:
-        j = find(jobs, model, method, extra)
-        pj = sum(proj[j.id].values())
-        ms = measured.get(j.id)
+    if "2" in items:
+        # ---------------------------------------------------------------- 2
+        bench_short = full_of[bench.id]
+        one = proj[bench.id]
+        run_short = ran[bench.id]
+        one_total = sum(one.values())
+        subset = HP[q + "grid_subset"]
+        print(
+            f"\n## 2. Where one job's time goes: float {HP['bench_model']}, as run in the shortened grid "
+            f"({grid_epochs} epoch(s) per training stage{f', {subset:,} training samples' if subset else ''}: "
+            f"{steps_of(bench_short)} steps) and with its training phases scaled to the job's {steps_of(bench)} "
+            f"steps ({epochs_of(bench)} epochs)\n"
+        )
+        rows = []
+        for ph in JOB_PHASES:
+            if ph in run_short:
+                rows.append([ph, f"{run_short[ph]:.3f}", f"{one[ph]:.2f}", f"{one[ph] / one_total * 100:.1f} %"])
+        rows.append(
+            ["data, cold (a worker's first job; cached after)", f"{cold:.3f}", f"{cold:.2f}", "(once per worker)"]
+        )
+        rows.append(["**job total**", f"{sum(run_short.values()):.3f}", f"**{one_total:.2f}**", "100 %"])
+        print(table(["phase", "s as run", "s projected", "share"], rows))
+        # whole grid by phase
+        n_jobs = len(jobs)
+        tot, as_run = defaultdict(float), defaultdict(float)
+        for j in jobs:
+            for ph, v in proj[j.id].items():
+                tot[ph] += v
+            for ph, v in ran[j.id].items():
+                as_run[ph] += v
+        jobs_total = sum(tot.values())
+        sweep_other = grid_wall - sum(as_run.values()) - sum(sweep_phases.values())
+        once = {**sweep_phases, "rest of the sweep (lock, store, run folder, backend)": sweep_other}
+        grid_1 = jobs_total + sum(once.values())
+        print(
+            f"\nThe whole default grid ({n_jobs} jobs) by phase, one process: the shortened grid as run "
+            f"({fmt_s(grid_wall)}; it had {grid_cpu / grid_wall:.0%} of a core: process CPU / wall), and projected "
+            "to the full step and epoch counts:\n"
+        )
+        rows = [
+            [ph, f"{as_run[ph]:.2f}", f"{tot[ph]:.1f}", f"{tot[ph] / grid_1 * 100:.1f} %"]
+            for ph in JOB_PHASES
+            if ph in tot
+        ]
+        rows += [[ph + " (once)", f"{v:.2f}", f"{v:.1f}", f"{v / grid_1 * 100:.1f} %"] for ph, v in once.items()]
+        rows.append(["**total**", f"{grid_wall:.2f}", f"**{grid_1:.1f}**", "100 %"])
+        print(table(["phase", "s as run", "s projected", "share"], rows))
+        # ---------------------------------------------------------------- 3
+        print("\n## 3. Jobs per minute, one by one (1 thread)\n")
+        rows = []
+        for model, method, extra in HP["representative"]:
+            j = find(jobs, model, method, extra)
+            pj = sum(proj[j.id].values())
+            ms = measured.get(j.id)
+            rows.append(
+                [
+                    j.label,
+                    epochs_of(j),
+                    fmt_s(ms) if ms else "(--quick: not run)",
+                    f"{60 / ms:.1f}" if ms else "",
+                    fmt_s(pj),
+                    f"{60 / pj:.1f}",
+                    f"{(pj / ms - 1) * 100:+.0f} %" if ms else "",
+                ]
+            )
+        print(
+            table(
+                ["job", "epochs", "measured", "jobs/min", "projected", "jobs/min (projected)", "projection error"], rows
+            )
+        )
+        seconds = {j.id: sum(proj[j.id].values()) for j in jobs}
+        fixed = sweep_phases.get("plan", 0) + sweep_phases.get("preflight (build + time every model)", 0)
+        rep = sweep_phases.get("report (tables, figures, decision maps)", 0)
+        w1 = fixed + makespan(jobs, seconds, 1, phases.costs) + rep + sweep_other
+        w2 = fixed + worker_start + cold + makespan(jobs, seconds, 2, phases.costs) + rep + sweep_other
+        longest = max(jobs, key=lambda j: seconds[j.id])
+        print(
+            f"\nThe whole default grid: {n_jobs} jobs ({sum(j.kind == 'float' for j in jobs)} float, "
+            f"{sum(j.kind == 'qat' for j in jobs)} QAT, {sum(j.kind == 'inq' for j in jobs)} INQ), "
+            f"{jobs_total / 60:.1f} worker-minutes of jobs (longest: {longest.label}, {fmt_s(seconds[longest.id])}); "
+            f"plan + preflight {fixed:.1f} s, report {rep:.1f} s, a worker's start {worker_start:.1f} s + data "
+            f"{cold:.2f} s.\n"
+        )
+        print(
+            table(
+                ["workers", "projected wall", "jobs/min"],
+                [[1, fmt_s(w1), f"{n_jobs / w1 * 60:.1f}"], [2, fmt_s(w2), f"{n_jobs / w2 * 60:.1f}"]],
+            )
+        )
+    if "4" in items:
+        # ---------------------------------------------------------------- 4
+        ref = parts[BARE]
+        ratio = eb[0]["engine"] / eb[0]["bare"]
+        rows = [
+            [f"engine step (this bare step x item 1's engine / bare ratio, {ratio:.3f})", f"{ref * ratio * 1e6:.0f}"]
+        ]
+        rows += [[k, f"{parts[k] * 1e6:.0f}"] for k in (BARE, PREALLOC, "forward + backward only")]
+        rows += [[k, f"{parts[k] * 1e6:.0f}"] for k in ("forward only (no autograd)", "Adam step only", GEMMS)]
+        flop_s = parts["flops"] / parts["peak_flops"]
         rows.append(
             [
-                j.label,
-                epochs_of(j),
-                fmt_s(ms) if ms else "(--quick: not run)",
-                f"{60 / ms:.1f}" if ms else "",
-                fmt_s(pj),
-                f"{60 / pj:.1f}",
-                f"{(pj / ms - 1) * 100:+.0f} %" if ms else "",
+                f"the step's {parts['flops'] / 1e6:.1f} MFLOP of matrix products at the {HP['peak_gemm']}² GEMM rate "
+                f"({parts['peak_flops'] / 1e9:.0f} GFLOP/s)",
+                f"{flop_s * 1e6:.0f}",
             ]
         )
-    print(
-        table(["job", "epochs", "measured", "jobs/min", "projected", "jobs/min (projected)", "projection error"], rows)
-    )
-    seconds = {j.id: sum(proj[j.id].values()) for j in jobs}
-    fixed = sweep_phases.get("plan", 0) + sweep_phases.get("preflight (build + time every model)", 0)
-    rep = sweep_phases.get("report (tables, figures, decision maps)", 0)
-    w1 = fixed + makespan(jobs, seconds, 1, phases.costs) + rep + sweep_other
-    w2 = fixed + worker_start + cold + makespan(jobs, seconds, 2, phases.costs) + rep + sweep_other
-    longest = max(jobs, key=lambda j: seconds[j.id])
-    print(
-        f"\nThe whole default grid: {n_jobs} jobs ({sum(j.kind == 'float' for j in jobs)} float, "
-        f"{sum(j.kind == 'qat' for j in jobs)} QAT, {sum(j.kind == 'inq' for j in jobs)} INQ), "
-        f"{jobs_total / 60:.1f} worker-minutes of jobs (longest: {longest.label}, {fmt_s(seconds[longest.id])}); "
-        f"plan + preflight {fixed:.1f} s, report {rep:.1f} s, a worker's start {worker_start:.1f} s + data "
-        f"{cold:.2f} s.\n"
-    )
-    print(
-        table(
-            ["workers", "projected wall", "jobs/min"],
-            [[1, fmt_s(w1), f"{n_jobs / w1 * 60:.1f}"], [2, fmt_s(w2), f"{n_jobs / w2 * 60:.1f}"]],
+        for r in rows:
+            r.append(f"{float(r[1]) / (ref * 1e6):.0%}")
+        print(
+            f"\n## 4. One optimizer step of the {HP['bench_model']} MLP, batch {tr['batch_size']}, 1 thread "
+            f"(median of {HP['step_repeats']} interleaved timings of {HP[q + 'step_iters']} steps each)\n"
         )
-    )
-    # ---------------------------------------------------------------- 4
-    ref = parts[BARE]
-    ratio = eb[0]["engine"] / eb[0]["bare"]
-    rows = [[f"engine step (this bare step x item 1's engine / bare ratio, {ratio:.3f})", f"{ref * ratio * 1e6:.0f}"]]
-    rows += [[k, f"{parts[k] * 1e6:.0f}"] for k in (BARE, PREALLOC, "forward + backward only")]
-    rows += [[k, f"{parts[k] * 1e6:.0f}"] for k in ("forward only (no autograd)", "Adam step only", GEMMS)]
-    flop_s = parts["flops"] / parts["peak_flops"]
-    rows.append(
-        [
-            f"the step's {parts['flops'] / 1e6:.1f} MFLOP of matrix products at the {HP['peak_gemm']}² GEMM rate "
-            f"({parts['peak_flops'] / 1e9:.0f} GFLOP/s)",
-            f"{flop_s * 1e6:.0f}",
+        print(table(["what", "µs per step", "of the bare step"], rows))
+        pre, gemm = parts[PREALLOC], parts[GEMMS]
+        print(
+            f"\nOne bare step dispatches {parts['ops']} ATen kernels (forward, backward, Adam): "
+            f"({pre * 1e6:.0f} − {gemm * 1e6:.0f} µs of GEMMs) / {parts['ops']} = "
+            f"{(pre - gemm) / parts['ops'] * 1e6:.1f} µs per kernel besides the GEMMs."
+        )
+    if "5" in items:
+        # ---------------------------------------------------------------- 5
+        print(
+            f"\n## 5. Seeds fused vs one by one (1 thread; median of {HP[q + 'fused_repeats']} interleaved runs): the "
+            "seeds of one cell as one worker task trained stacked (engine/fused.py) vs one run_job per seed\n"
+        )
+        rows = [
+            [
+                f["label"],
+                f["seeds"],
+                f["epochs"],
+                f"{f['separate']:.2f}",
+                f"{f['fused']:.2f}",
+                f"{f['seeds'] / f['separate'] * 60:.1f}",
+                f"{f['seeds'] / f['fused'] * 60:.1f}",
+                f"{f['separate'] / f['fused']:.2f}x",
+                "yes (bitwise)" if f["same"] else "NO",
+            ]
+            for f in fusion
         ]
-    )
-    for r in rows:
-        r.append(f"{float(r[1]) / (ref * 1e6):.0%}")
-    print(
-        f"\n## 4. One optimizer step of the {HP['bench_model']} MLP, batch {tr['batch_size']}, 1 thread "
-        f"(median of {HP['step_repeats']} interleaved timings of {HP[q + 'step_iters']} steps each)\n"
-    )
-    print(table(["what", "µs per step", "of the bare step"], rows))
-    pre, gemm = parts[PREALLOC], parts[GEMMS]
-    print(
-        f"\nOne bare step dispatches {parts['ops']} ATen kernels (forward, backward, Adam): "
-        f"({pre * 1e6:.0f} − {gemm * 1e6:.0f} µs of GEMMs) / {parts['ops']} = "
-        f"{(pre - gemm) / parts['ops'] * 1e6:.1f} µs per kernel besides the GEMMs."
-    )
+        print(
+            table(
+                [
+                    "cell",
+                    "seeds",
+                    "epochs",
+                    "one by one s",
+                    "fused s",
+                    "jobs/min",
+                    "jobs/min fused",
+                    "speed-up",
+                    "same",
+                ],
+                rows,
+            )
+        )
     print(
         f"\n# load average {load_text(load1)} at the end; this run took {fmt_s(time.perf_counter() - t_start)} "
         f"({', '.join(f'{k} {v:.0f} s' for k, v in took.items())})"

@@ -33,7 +33,7 @@ batch_size = 64
 def test_reproduce_list(capsys):
     assert main(["reproduce", "--list"]) == 0
     out = capsys.readouterr().out
-    assert "spirals" in out and "[scales: default, paper, tiny]" in out
+    assert "spirals" in out and "[scales: default, l2act, paper, tiny]" in out
 
 
 @pytest.mark.slow
@@ -106,7 +106,7 @@ def test_reproduce_errors(tmp_path, capsys):
     assert main(["reproduce", "nope"]) == 2
     assert "unknown study 'nope'" in capsys.readouterr().err
     assert main(["reproduce", "spirals", "--scale", "huge", "--out", str(tmp_path / "x")]) == 2
-    assert "--scale 'huge' is not defined; accepted: default, paper, tiny" in capsys.readouterr().err
+    assert "--scale 'huge' is not defined; accepted: default, l2act, paper, tiny" in capsys.readouterr().err
     assert main(["sweep", str(tmp_path / "none.toml")]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert main(["reproduce", "spirals", "--backend", "slurm", "--out", str(tmp_path / "x")]) == 2

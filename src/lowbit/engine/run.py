@@ -35,6 +35,7 @@ from ..config import QuantConfig
 from ..fileio import atomic_write_text, clean_stale_temps
 from ..progress import progress_bar
 from ..runlock import RunLock
+from . import fused
 from .backends import JobFailed, check_backend, make_backend
 from .backends.local import refuse_in_spawned_import
 from .bounds import check_model_fits
@@ -209,11 +210,14 @@ def run_jobs(
     options: dict | None = None,
     resources: dict[str, dict[str, float]] | None = None,
     on_done: Callable[[Job, dict], None] | None = None,
+    fuse: bool = True,
 ) -> None:
     """Run every job not finished in ``store``, parents first; record each result or failure as it comes.
 
     ``options``: the backend's own (``--address`` ...); ``resources``: job id -> what it asks for (resources.py);
-    ``on_done(job, result)``: called after each finished job is stored (``--tensorboard``: tracking.py)."""
+    ``on_done(job, result)``: called after each finished job is stored (``--tensorboard``: tracking.py);
+    ``fuse``: jobs that differ only in seed run as one task, trained stacked (``fused.py``) — on the local backend
+    only, whose workers share the run folder (a Ray task ships one job's folder and its parents')."""
     done = store.done()
     waiting = {j.id: j for j in jobs if j.id not in done}
     level = _priorities(jobs, costs)
@@ -224,51 +228,57 @@ def run_jobs(
             children[p].append(j.id)
     bar = progress_bar(enabled=progress, total=len(jobs), initial=len(jobs) - len(waiting), desc="jobs", unit="job")
     n_failed = 0
+    tasks: dict[str, list[Job]] = {}  # submitted task key -> its jobs
+    fuse = fuse and backend == "local"
     with make_backend(backend, workers, options) as be:
         be.set_job_resources(resources or {})
         while waiting or be.pending:
             ready = sorted(
                 (j for j in waiting.values() if all(p in done for p in j.parents)), key=lambda j: -level[j.id]
             )
-            for j in ready[: max(0, be.capacity - be.pending)]:
-                kwargs = dict(
-                    config=j.config,
-                    job_dir=str(out / "jobs" / j.id),
-                    parent_dirs=[str(out / "jobs" / p) for p in j.parents],
-                    progress=progress and workers == 1,
-                )
-                be.submit(j.id, run_job, kwargs)
-                del waiting[j.id]
+            # jobs that differ only in seed go as one task, trained stacked (fused.py); one row per job still
+            for key, fn, kwargs, members in fused.tasks(ready, out, progress and workers == 1, fuse, run_job)[
+                : max(0, be.capacity - be.pending)
+            ]:
+                be.submit(key, fn, kwargs)
+                tasks[key] = members
+                for j in members:
+                    del waiting[j.id]
             if not be.pending:  # every waiting job needs one that is neither finished nor waiting
                 raise RuntimeError(f"internal error: jobs {sorted(waiting)} wait for jobs that will not run")
             try:
                 key, res = be.next_result()
             except JobFailed as f:
-                job = by_id[f.key]
-                blocked = [by_id[d] for d in _descendants(f.key, children) if d in waiting]
-                store.add_failures(
-                    [FailedJob(job.id, FAILED, job.axes, job.config, f.error_type, f.message, f.wall_s, f.detail)]
-                    + [
-                        FailedJob(
-                            d.id, NOT_RUN, d.axes, d.config, "NotRun", f"needs job {job.id} ({job.label}), which failed"
-                        )
-                        for d in blocked
-                    ]
-                )
-                for d in blocked:
-                    del waiting[d.id]
-                n_failed += 1
-                bar.set_postfix_str(f"{n_failed} failed")
-                bar.update(1 + len(blocked))
+                for job in tasks.pop(f.key):
+                    blocked = [by_id[d] for d in _descendants(job.id, children) if d in waiting]
+                    store.add_failures(
+                        [FailedJob(job.id, FAILED, job.axes, job.config, f.error_type, f.message, f.wall_s, f.detail)]
+                        + [
+                            FailedJob(
+                                d.id,
+                                NOT_RUN,
+                                d.axes,
+                                d.config,
+                                "NotRun",
+                                f"needs job {job.id} ({job.label}), which failed",
+                            )
+                            for d in blocked
+                        ]
+                    )
+                    for d in blocked:
+                        del waiting[d.id]
+                    n_failed += 1
+                    bar.set_postfix_str(f"{n_failed} failed")
+                    bar.update(1 + len(blocked))
                 continue
-            job = by_id[key]
-            model = f"jobs/{key}/{res['model']}" if res["model"] else None
-            store.add_job(key, res["metrics"], job.axes, job.config, res["wall_s"], model)
-            done.add(key)
-            if on_done is not None:
-                on_done(job, res)
-            bar.set_postfix_str(job.label[:40] + (f"; {n_failed} failed" if n_failed else ""))
-            bar.update(1)
+            for job, r in fused.results_of(key, res, tasks.pop(key)):
+                model = f"jobs/{job.id}/{r['model']}" if r["model"] else None
+                store.add_job(job.id, r["metrics"], job.axes, job.config, r["wall_s"], model)
+                done.add(job.id)
+                if on_done is not None:
+                    on_done(job, r)
+                bar.set_postfix_str(job.label[:40] + (f"; {n_failed} failed" if n_failed else ""))
+                bar.update(1)
     bar.close()
 
 

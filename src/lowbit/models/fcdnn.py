@@ -2,7 +2,12 @@
 
 "depth" counts the linear layers: 200-4 is 2->200->200->200->2 (81K parameters, as the paper says) and
 128-6 is 66K. The residual variant adds each hidden layer's input to its output and halves the sum:
-h_{l+1} = 0.5·(relu(W_l h_l + b_l) + h_l) for the hidden->hidden layers. Weights use He initialisation.
+h_{l+1} = 0.5·(relu(W_l h_l + b_l) + h_l) for the hidden->hidden layers. Weights use He initialisation, biases 0,
+except ``first_bias = c > 0``: the first layer's biases are drawn from U(-c, c). With every bias 0 the whole net is
+positively homogeneous (f(t·x) = t·f(x), t > 0): at initialisation every unit is linear along each ray from the
+origin, and the first layer's ReLU kinks are lines through the origin, while the spirals' labels change every r
+along a ray. Biases of the order of the data's radius (c = 1 for the spirals' ρ <= 1.05) spread the kinks over the
+disc: with the spirals study's recipe the float 128-4 went from 83 % to 97 % test accuracy (docs/studies/spirals.md).
 ``in_features`` defaults to 2 (the spirals); an input of another width fails with one line naming both sizes, and
 an image batch (N, C, H, W) with one saying to flatten it (a study does that for fcdnn: it registers as taking
 vectors).
@@ -21,7 +26,13 @@ from .registry import VECTORS, register_model
 
 class FCDNN(nn.Module):
     def __init__(
-        self, width: int = 128, depth: int = 4, residual: bool = False, in_features: int = 2, num_classes: int = 2
+        self,
+        width: int = 128,
+        depth: int = 4,
+        residual: bool = False,
+        in_features: int = 2,
+        num_classes: int = 2,
+        first_bias: float = 0.0,
     ):
         super().__init__()
         for name, v, lo in (
@@ -32,6 +43,8 @@ class FCDNN(nn.Module):
         ):
             if not isinstance(v, int) or isinstance(v, bool) or v < lo:
                 raise ValueError(f"fcdnn: {name}={v!r} is not accepted; expected a whole number >= {lo}")
+        if isinstance(first_bias, bool) or not isinstance(first_bias, (int, float)) or not 0 <= first_bias < 1e6:
+            raise ValueError(f"fcdnn: first_bias={first_bias!r} is not accepted; expected a number >= 0")
         self.width, self.depth, self.residual = width, depth, bool(residual)
         self.in_features, self.num_classes = in_features, num_classes
         dims = [in_features] + [width] * (depth - 1)
@@ -42,6 +55,8 @@ class FCDNN(nn.Module):
         for layer in [*self.hidden, self.out]:
             nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
             nn.init.zeros_(layer.bias)
+        if first_bias > 0:  # after the weights: the default (0) draws nothing more, so old models are unchanged
+            nn.init.uniform_(self.hidden[0].bias, -float(first_bias), float(first_bias))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (N, in_features) -> (N, num_classes)
         if isinstance(x, torch.Tensor) and x.dim() > 2:  # (fx proxies pass)
@@ -69,6 +84,8 @@ def fcdnn(
     residual: bool = False,
     in_features: Positive = 2,
     num_classes: Positive = 2,
+    first_bias: Annotated[float, Range(0)] = 0.0,
 ) -> FCDNN:
-    """Fully connected ReLU net of ``depth`` linear layers, ``width`` units wide (``residual``: halved skip sums)."""
-    return FCDNN(width, depth, residual, in_features, num_classes)
+    """Fully connected ReLU net of ``depth`` linear layers, ``width`` units wide (``residual``: halved skip sums;
+    ``first_bias``: the first layer's biases from U(-first_bias, first_bias), 0 = zeros)."""
+    return FCDNN(width, depth, residual, in_features, num_classes, first_bias)

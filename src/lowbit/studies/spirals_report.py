@@ -128,61 +128,115 @@ def data_figure(res: RunResults, samples: int = 1000):
     return Section(figures=[Figure("figures/data.png", caption)])
 
 
-def _acc(res: RunResults, model: str, method: str) -> float | None:
-    v = [j.metrics["accuracy"] for j in res.select({"model": model, "method": method}, "accuracy")]
-    return sum(v) / len(v) if v else None
+def _paired(res: RunResults, method: str, against: str) -> dict[tuple, float]:
+    """{(model, seed, extra axes...): method − against} on the same model and seed (a parent without extra axes,
+    the float model, pairs with every child of its model and seed)."""
+    base = {(j.axes["model"], j.axes.get("seed")): j for j in res.select({"method": against}, "accuracy")}
+    out = {}
+    for j in res.select({"method": method}, "accuracy"):
+        b = base.get((j.axes["model"], j.axes.get("seed")))
+        if b is not None:
+            extra = tuple((a, v) for a, v in sorted(j.axes.items()) if a not in ("model", "method", "seed"))
+            out[(j.axes["model"], j.axes.get("seed"), *extra)] = j.metrics["accuracy"] - b.metrics["accuracy"]
+    return out
+
+
+def _cells(diff: dict[tuple, float], where: dict[tuple, tuple], seeds: list) -> dict[tuple, list[float]]:
+    """{(group, x): [differences in seed order]} for the cells ``where`` maps (model, extra...) -> (group, x) that
+    have results (a run still in progress has some); only seeds present in every such cell, so each cell's list
+    pairs with every other's by seed."""
+    where = {k: gx for k, gx in where.items() if any((k[0], s, *k[1:]) in diff for s in seeds)}  # cells that ran
+    common = [s for s in seeds if all((m, s, *e) in diff for (m, *e) in where)]
+    return {gx: [diff[(m, s, *e)] for s in common] for (m, *e), gx in where.items() if common}
 
 
 @register_extra("spirals_checks")
 def checks(res: RunResults) -> Section:
-    """The paper's observations (wider helps; deeper helps weights, not activations; residuals hurt A2)."""
-    acc = {(m, p): _acc(res, m, p) for m in res.spec.grid["model"] for p in ("float", "W2", "A2", "W2A2")}
+    """The paper's observations (§3.2-3.3) as seed-paired differences, each with a verdict and whether the seeds
+    can tell (``paired_comparisons``' rule: a change counts when it exceeds twice its paired standard error)."""
+    from ..engine.report.comparisons import _verdict
 
-    def pair(a: str, b: str, p: str) -> tuple[float, float] | None:
-        x, y = acc.get((a, p)), acc.get((b, p))
-        return None if x is None or y is None else (x, y)
+    grid = set(res.spec.grid["model"])
+    seeds = list(res.spec.grid.get("seed", [None]))
+    n_seeds = len({j.axes.get("seed") for j in res.jobs.values()})
+    diffs = {m: _paired(res, m, "float") for m in ("W2", "A2", "W2A2", "INQ")}
+    diffs["W2 − A2"] = {k: v - diffs["A2"][k] for k, v in diffs["W2"].items() if k in diffs["A2"]}
+
+    def have(*models: str) -> bool:
+        return all(m in grid for m in models)
 
     lines: list[str] = []
-    wide = [
-        (a, b, p, c) for a, b in (("128-3", "256-3"), ("128-4", "200-4")) for p in ("W2", "A2") if (c := pair(a, b, p))
-    ]
-    if wide:
-        held = sum(c[1] > c[0] for *_, c in wide)
-        detail = "; ".join(f"{p}: {a} {c[0]:.1f}% -> {b} {c[1]:.1f}%" for a, b, p, c in wide)
-        lines.append(f"*Wider helps both* — holds in {held}/{len(wide)} comparisons ({detail}).")
-    depth = [
-        m
-        for m in ("128-3", "128-4", "128-6", "128-8")
-        if all(acc.get((m, p)) is not None for p in ("float", "W2", "A2"))
-    ]
+
+    def claim(text: str, method: str, expect: str, where: dict[tuple, tuple], xname: str) -> None:
+        cells = _cells(diffs[method], where, seeds)
+        if not cells:
+            return
+        xs = list(dict.fromkeys(x for _, x in where.values()))
+        groups = list(dict.fromkeys(g for g, _ in where.values()))
+        against = "A2" if method == "W2 − A2" else "float"
+        c = {"method": method.split(" − ")[0], "against": against, "expect": expect, "text": text}
+        lines.append("- " + _verdict(c, cells, xs, groups, xname, n_seeds))
+
+    plain = [m for m in ("128-3", "128-4", "256-3", "200-4", "128-6", "128-8") if m in grid]
+    if plain:
+        claim(
+            "Weights vs activations: 2-bit activations cost more than 2-bit weights (W2 − A2 > 0)",
+            "W2 − A2",
+            "higher",
+            {(m,): (None, m) for m in plain},
+            "model",
+        )
+    for method in ("W2", "A2"):
+        pairs = [(a, b) for a, b in (("128-3", "256-3"), ("128-4", "200-4")) if have(a, b)]
+        if pairs:
+            where = {(m,): (f"depth {a[-1]}", "narrow" if m == a else "wide") for a, b in pairs for m in (a, b)}
+            claim(
+                f"Wider helps {method}: the {method} loss shrinks from 128 units to 256 / 200",
+                method,
+                "rises",
+                where,
+                "width",
+            )
+    depth = [m for m in ("128-3", "128-4", "128-6", "128-8") if m in grid]
     if len(depth) >= 2:
-        dw = [acc[(m, "float")] - acc[(m, "W2")] for m in depth]
-        da = [acc[(m, "float")] - acc[(m, "A2")] for m in depth]
-        lines.append(
-            "*Deeper helps weights but not activations* — along "
-            + " -> ".join(depth)
-            + f": W2 drop from float {', '.join(f'{v:.1f}' for v in dw)}; A2 drop {', '.join(f'{v:.1f}' for v in da)}. "
-            + ("The W2 drop shrinks with depth" if dw[-1] < dw[0] else "The W2 drop does not shrink with depth")
-            + (" and the A2 drop does not." if da[-1] >= da[0] else "; the A2 drop shrinks too.")
+        where = {(m,): (None, m) for m in depth}
+        claim(
+            "Deeper helps 2-bit weights: the W2 loss shrinks from " + f"{depth[0]} to {depth[-1]}",
+            "W2",
+            "rises",
+            where,
+            "model",
         )
-    res_rows = [
-        (a, b, p, c, f)
-        for a, b in (("128-4", "res 128-4"), ("128-8", "res 128-8"))
-        for p in ("A2", "W2A2")
-        if (c := pair(a, b, p)) and (f := pair(a, b, "float"))
-    ]
-    if res_rows:
-        held = sum((f[1] - c[1]) > (f[0] - c[0]) for *_, c, f in res_rows)
-        detail = "; ".join(
-            f"{p}: drop {f[0] - c[0]:.1f} ({a}) vs {f[1] - c[1]:.1f} ({b})" for a, b, p, c, f in res_rows
+        claim(
+            "... but not 2-bit activations: the A2 loss does not shrink with depth (checked as: it grows)",
+            "A2",
+            "falls",
+            where,
+            "model",
         )
-        lines.append(
-            "*Residual connections hurt under activation quantization* (larger drop from float) — holds in "
-            f"{held}/{len(res_rows)} comparisons ({detail})."
+    pairs = [(a, b) for a, b in (("128-4", "res 128-4"), ("128-8", "res 128-8")) if have(a, b)]
+    for method in ("A2", "W2A2"):
+        if pairs:
+            where = {(m,): (f"{a}", "plain" if m == a else "residual") for a, b in pairs for m in (a, b)}
+            claim(f"Residual connections lose more under {method} than the plain nets", method, "falls", where, "block")
+    bits = sorted({j.axes.get("bits") for j in res.select({"method": "INQ"}, "accuracy")} - {None})
+    if len(bits) >= 2:
+        where = {(m, ("bits", b)): (m, b) for m in res.spec.grid["model"] if m in grid for b in bits}
+        claim(
+            f"INQ: the loss from float shrinks with bits ({bits[0]} → {bits[-1]}), every model",
+            "INQ",
+            "rises",
+            where,
+            "bits",
         )
     if not lines:
         lines = [
             "Not evaluated at this scale: the checks compare models (128-3 vs 256-3, 128-3 ... 128-8, plain vs "
             f"residual) that the scale {res.spec.scale!r} does not train."
         ]
-    return Section("Checks of the paper's observations", [f"- {x}" if x.startswith("*") else x for x in lines])
+    intro = (
+        f"Each claim is checked on seed-paired differences (a method minus the float model of the same model and "
+        f"seed; {n_seeds} seed{'s' * (n_seeds != 1)}): the verdict says whether it holds and whether the seeds can "
+        "tell (the change exceeds twice its paired standard error)."
+    )
+    return Section("Checks of the paper's observations (seed-paired)", [intro, *lines])
