@@ -41,7 +41,7 @@ RAY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     """A head (0 CPUs: the GCS and the driver) and a second node (2 CPUs, its own TMPDIR); stopped at the end."""
-    saved = {k: os.environ.get(k) for k in RAY_ENV}
+    saved = {k: os.environ.get(k) for k in [*RAY_ENV, "RAY_TMPDIR"]}
     os.environ.update(RAY_ENV)  # read by the Ray processes started below (and by ray's constants, when imported)
     import ray
     import ray._private.ray_constants as rc
@@ -51,6 +51,10 @@ def cluster(tmp_path_factory):
     far_tmp = tmp_path_factory.mktemp("far-node-tmp")
     # the cluster's sessions and sockets: a short path of its own (a socket's path has at most 107 bytes), removed
     ray_tmp = tempfile.mkdtemp(prefix="lowbit-ray-", dir="/tmp")
+    # Ray writes the cluster's address to $RAY_TMPDIR/ray/ray_current_cluster (default /tmp/ray, which a fresh
+    # machine does not have): keep that file in the test's own folder too
+    os.makedirs(os.path.join(ray_tmp, "ray"), exist_ok=True)
+    os.environ["RAY_TMPDIR"] = ray_tmp
     c = None
     try:
         where = {"node_ip_address": "127.0.0.1", "temp_dir": ray_tmp}
