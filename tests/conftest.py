@@ -6,6 +6,9 @@ import torch
 # Small models train faster on one thread, and results do not depend on the thread count.
 torch.set_num_threads(1)
 os.environ.setdefault("MPLBACKEND", "Agg")
+# a checkpoint after every epoch, so that the kill-and-resume tests can stop a job between two known epochs (the
+# default writes at most every 5 s: tests/train/test_train_checkpoint_clock.py checks that it changes no result)
+os.environ.setdefault("LOWBIT_CHECKPOINT_SECONDS", "0")
 
 
 def pytest_collection_modifyitems(config, items):

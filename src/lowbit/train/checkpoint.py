@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import struct
+import time
 from pathlib import Path
 from typing import Any
 
@@ -141,3 +143,41 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     except OSError as e:
         raise CheckpointError(f"cannot read checkpoint {str(path)!r}: {e.strerror or e}") from None
     return parse_checkpoint(blob, path)
+
+
+CHECKPOINT_SECONDS_ENV = "LOWBIT_CHECKPOINT_SECONDS"
+DEFAULT_CHECKPOINT_SECONDS = 5.0
+
+
+class CheckpointClock:
+    """When a training loop writes its checkpoint (and the ``metrics.jsonl`` lines since the last one): after the
+    last epoch always, otherwise at the end of an epoch once ``every`` seconds have passed since the last write
+    (``$LOWBIT_CHECKPOINT_SECONDS``, default 5; 0 = after every epoch).
+
+    Why: a small model's epoch can take a few milliseconds, and writing its checkpoint every epoch was most of the
+    engine's overhead over a bare loop (benchmarks/engine_throughput.py). Which epochs are written changes nothing
+    a job computes: the checkpoint holds the whole training state (weights, optimizer, RNG, history), so a resume
+    from any of them ends bitwise where the uninterrupted run ends; a crash loses at most ``every`` seconds of work.
+    """
+
+    def __init__(self, every: float | None = None):
+        if every is None:
+            text = os.environ.get(CHECKPOINT_SECONDS_ENV, "")
+            try:
+                every = float(text) if text else DEFAULT_CHECKPOINT_SECONDS
+            except ValueError:
+                raise ValueError(
+                    f"{CHECKPOINT_SECONDS_ENV}={text!r}: not a number; accepted: seconds >= 0 (0 = every epoch)"
+                ) from None
+        if not every >= 0:
+            raise ValueError(f"checkpoint interval {every!r}: accepted: seconds >= 0 (0 = every epoch)")
+        self.every = every
+        self.last = time.monotonic()
+
+    def due(self, last_epoch: bool) -> bool:
+        """Whether to write now (and restart the clock if so)."""
+        now = time.monotonic()
+        if last_epoch or self.every == 0 or now - self.last >= self.every:
+            self.last = now
+            return True
+        return False

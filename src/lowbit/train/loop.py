@@ -27,7 +27,7 @@ from ..fileio import atomic_append_lines, atomic_write_text
 from ..progress import progress_bar
 from . import distributed
 from .batches import epoch_order, train_batches
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointClock, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .param_groups import param_groups
 from .precision import autocast, make_scaler
@@ -226,6 +226,7 @@ def fit(
     epochs = range(start, cfg.epochs)
     bar = progress_bar(epochs, enabled=progress, desc=desc, leave=False, initial=start, total=cfg.epochs)
     per_epoch = math.ceil(len(train_data) / cfg.batch_size)  # global batches per epoch (the last may be short)
+    clock, unwritten = CheckpointClock(), []  # rows of epochs since the last checkpoint (written with the next one)
 
     def set_lr(epoch: int, step: int) -> float:
         f = lr_factor(cfg.schedule, epoch, cfg.epochs, cfg.milestones, cfg.gamma, cfg.cycle_stage, step, per_epoch)
@@ -274,9 +275,11 @@ def fit(
         bar.set_postfix(loss=f"{row['loss']:.4f}")
         with distributed.lost_peer(f"the checkpoint of epoch {epoch}"):
             rngs = distributed.gather_rng() if ckpt is not None else None  # every rank's (dropout): exact resume
-        if ckpt is not None and writer:  # rank 0 writes (atomically); the others train on
+        unwritten.append(row)
+        if ckpt is not None and writer and clock.due(epoch == cfg.epochs - 1):  # rank 0 writes (atomically)
             save_train_state(ckpt, model, opt, epoch, history, rngs, scaler.state_dict() if scaler else None)
-            atomic_append_lines(metrics, [json.dumps(row)])
+            atomic_append_lines(metrics, [json.dumps(r) for r in unwritten])
+            unwritten.clear()
     with distributed.lost_peer("the end"):
         distributed.sync_module(model)  # buffers a rank updated in its last forward (BN statistics): rank 0's
     model.eval()

@@ -36,7 +36,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ..fileio import atomic_append_lines, atomic_write_text
-from .checkpoint import load_checkpoint
+from .checkpoint import CheckpointClock, load_checkpoint
 from .config import TrainConfig
 from .loop import (
     LossFn,
@@ -206,6 +206,7 @@ def fit_stacked(
             g["lr"] = c.lr * f * g.get("lr_scale", 1.0)
         return c.lr * f
 
+    clock, unwritten = CheckpointClock(), [[] for _ in models]  # rows not yet written, per model
     for epoch in range(min(starts, default=cfg0.epochs), cfg0.epochs):
         active = tuple(i for i in range(k_all) if starts[i] <= epoch)
         if active not in shells:
@@ -247,13 +248,16 @@ def fit_stacked(
                 totals[i] += v
             count += 1
         seconds = time.perf_counter() - t0
+        write = clock.due(epoch == cfg0.epochs - 1)  # all at once (CheckpointClock: the epochs written change nothing)
         for i in active:
             row = {"epoch": epoch, "lr": lr, "loss": totals[i] / max(1, count), "seconds": seconds}
             histories[i].append(row)
-            if ckpts[i] is not None:
+            unwritten[i].append(row)
+            if ckpts[i] is not None and write:
                 torch.set_rng_state(rngs[i])  # the state fit would save (nothing was drawn from it)
                 save_train_state(ckpts[i], models[i], opts[i], epoch, histories[i])
-                atomic_append_lines(metrics[i], [json.dumps(row)])
+                atomic_append_lines(metrics[i], [json.dumps(r) for r in unwritten[i]])
+                unwritten[i].clear()
     for m in models:
         m.eval()
     return histories
