@@ -31,7 +31,7 @@ from .checkpoint import CheckpointClock, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .param_groups import param_groups
 from .precision import autocast, make_scaler
-from .regularizers import apply_post_step, lipschitz, quantizer_regularizers
+from .regularizers import lipschitz, step_terms
 from .schedules import PER_STEP, lr_factor
 
 LossFn = Callable[[nn.Module, Any], torch.Tensor]
@@ -226,6 +226,7 @@ def fit(
     epochs = range(start, cfg.epochs)
     bar = progress_bar(epochs, enabled=progress, desc=desc, leave=False, initial=start, total=cfg.epochs)
     per_epoch = math.ceil(len(train_data) / cfg.batch_size)  # global batches per epoch (the last may be short)
+    regularizers, post_step = step_terms(model)  # the quantizers' loss terms and weight constraints
     clock, unwritten = CheckpointClock(), []  # rows of epochs since the last checkpoint (written with the next one)
 
     def set_lr(epoch: int, step: int) -> float:
@@ -244,7 +245,7 @@ def fit(
                     set_lr(epoch, step)
                 with autocast(cfg.amp, device):
                     loss = loss_fn(net, batch)
-                reg = quantizer_regularizers(model)
+                reg = regularizers()
                 full = loss * weight if dd else loss  # this rank's share of the global batch's mean
                 full = full if reg is None else full + reg
                 if cfg.lipschitz > 0:
@@ -260,7 +261,7 @@ def fit(
                 else:
                     scaler.step(opt)
                     scaler.update()
-                apply_post_step(model)
+                post_step()
                 if after_step is not None:
                     after_step(model)
                 share = weight / distributed.world_size()  # 1.0 in one process

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -47,3 +49,32 @@ def apply_post_step(model: nn.Module) -> None:
         if isinstance(m, QuantMixin) and m.weight_quant is not None:  # post_step: a no-op unless overridden
             for n in m.quant_weight_names:
                 m.weight_quantizer(n).post_step(getattr(m, n))
+
+
+def step_terms(model: nn.Module) -> tuple[Callable[[], torch.Tensor | None], Callable[[], None]]:
+    """``(regularizers, post_step)`` for one training run of ``model``: ``quantizer_regularizers`` and
+    ``apply_post_step`` with the modules that take part found once, not on every step (a small model's step spent
+    a tenth of its time walking the module tree). Only quantizers that override ``regularizer`` / ``post_step``
+    take part; the others return None / do nothing. The module tree must not change during the run."""
+    from ..nn import QuantMixin
+
+    base_reg, base_post = Quantizer.regularizer, Quantizer.post_step
+    regs = [m for m in model.modules() if isinstance(m, Quantizer) and type(m).regularizer is not base_reg]
+    posts = [
+        (m.weight_quantizer(n), m, n)
+        for m in model.modules()
+        if isinstance(m, QuantMixin) and m.weight_quant is not None
+        for n in m.quant_weight_names
+    ]
+    posts = [(q, m, n) for q, m, n in posts if type(q).post_step is not base_post]
+
+    def regularizers() -> torch.Tensor | None:
+        terms = [t for t in (q.regularizer() for q in regs) if t is not None]
+        return torch.stack([t.reshape(()) for t in terms]).sum() if terms else None
+
+    @torch.no_grad()
+    def post_step() -> None:
+        for q, m, n in posts:
+            q.post_step(getattr(m, n))
+
+    return regularizers, post_step
