@@ -49,7 +49,7 @@ from .loop import (
     save_train_state,
 )
 from .param_groups import param_groups
-from .regularizers import apply_post_step, lipschitz, quantizer_regularizers
+from .regularizers import lipschitz, step_terms
 from .schedules import PER_STEP, lr_factor
 
 
@@ -207,6 +207,7 @@ def fit_stacked(
         return c.lr * f
 
     clock, unwritten = CheckpointClock(), [[] for _ in models]  # rows not yet written, per model
+    terms = [step_terms(m) for m in models]  # each model's quantizer loss terms and weight constraints
     for epoch in range(min(starts, default=cfg0.epochs), cfg0.epochs):
         active = tuple(i for i in range(k_all) if starts[i] <= epoch)
         if active not in shells:
@@ -231,7 +232,7 @@ def fit_stacked(
             for j, i in enumerate(active):
                 loss = loss_fn(_Outputs(outs[j]), batches[j])
                 losses.append(loss)
-                reg = quantizer_regularizers(models[i])
+                reg = terms[i][0]()
                 f = loss if reg is None else loss + reg
                 if cfg0.lipschitz > 0:
                     f = f + cfg0.lipschitz * lipschitz(models[i])
@@ -243,7 +244,7 @@ def fit_stacked(
                 if cfg0.grad_clip > 0:
                     nn.utils.clip_grad_norm_(models[i].parameters(), cfg0.grad_clip)
                 opts[i].step()
-                apply_post_step(models[i])
+                terms[i][1]()
             for i, v in zip(active, torch.stack(losses).detach().tolist()):
                 totals[i] += v
             count += 1
