@@ -18,7 +18,9 @@ from .document import Section
 # paper's observations) plug in through the entry-point group, as a user's package would.
 EXTRAS: Registry[Callable[..., Section]] = Registry(
     "report extra",
-    modules=[f"lowbit.engine.report.{m}" for m in ("score_vs_axis", "ensemble_memory", "comparisons")],
+    modules=[
+        f"lowbit.engine.report.{m}" for m in ("score_vs_axis", "ensemble_memory", "comparisons", "paired_intervals")
+    ],
     entry_points="lowbit.report_extras",
 )
 
