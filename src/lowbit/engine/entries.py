@@ -45,9 +45,7 @@ def entry_label(cfg: dict) -> str:
     return str(cfg.get("name", cfg.get("target", "?")))
 
 
-def check_entry(
-    c: Checker, path: str, cfg: Any, registry: Registry, code: bool, lenient: bool, engine_keys=()
-) -> None:
+def check_entry(c: Checker, path: str, cfg: Any, registry: Registry, code: bool, lenient: bool, engine_keys=()) -> None:
     """One ``[data]`` / ``[models.NAME]`` entry (see the module docstring).
 
     code: resolve a ``target`` (imports its module) and check the arguments of a target's builder.

@@ -12,8 +12,10 @@ from .checker import Checker, SpecError, table
 
 METHOD_KEYS = {
     "float": ("kind", "task", "train"),
-    "qat": ("kind", "parent", "task", "quant", "calibrate", "train"),
-    "inq": ("kind", "parent", "bits", "portions", "strategy", "task", "quant", "calibrate", "train"),
+    # float training that starts from the parent's model (at ``parent_seed``: one shared parent for every seed)
+    "finetune": ("kind", "parent", "parent_seed", "task", "train"),
+    "qat": ("kind", "parent", "parent_seed", "task", "quant", "calibrate", "train"),
+    "inq": ("kind", "parent", "parent_seed", "bits", "portions", "strategy", "task", "quant", "calibrate", "train"),
     "ensemble": ("kind", "parent", "members", "rotation"),
 }
 
@@ -97,6 +99,8 @@ def _check_recipe(c: Checker, p: str, m: dict, raw: dict, n_seeds: int) -> None:
             _check_portions(portions)
         except ValueError as e:
             c.fail(f"{p}.portions", portions, str(e))
+    if "parent_seed" in m:
+        c.whole(f"{p}.parent_seed", m["parent_seed"], 0)
     if m["kind"] == "ensemble":
         c.whole(f"{p}.members", m["members"], 1, n_seeds)
         c.whole(f"{p}.rotation", m.get("rotation", 0), 0, n_seeds - 1)
