@@ -15,6 +15,7 @@ n = N"; otherwise the sign and ``lower_is_better`` say which side is better. One
     lower_is_better = true
     x = "bits"                      # the axis the cells run over
     where = { model = "full" }      # optional filter on the axes
+    group = "model"                 # optional axis splitting the cells (one block of rows per value)
     claims = [{ method = "INQ", against = "float" }]
 """
 
@@ -79,7 +80,8 @@ def reading(method: str, against: str, m: float, lo, hi, n: int, lower_is_better
 
 
 def _pairs(res: RunResults, metric: str, claim: dict, x: str, where: dict) -> dict[Any, list[tuple[Any, float]]]:
-    """{x value: [(seed, child − parent)]} for one claim, the jobs filtered by ``where``."""
+    """{x value: [(seed, child − parent)]} for one claim, the jobs filtered by ``where``.
+    (x may be a tuple of axes: (group, x).)"""
 
     def sel(method):
         return [j for j in res.select({**where, "method": method}, metric)]
@@ -91,7 +93,8 @@ def _pairs(res: RunResults, metric: str, claim: dict, x: str, where: dict) -> di
         key = _pair_key(j)
         b: JobResult | None = base.get(key) or loose.get(tuple((k, v) for k, v in key if k in ("model", "seed")))
         if b is not None:
-            out.setdefault(j.axes.get(x), []).append((j.axes.get("seed"), j.metrics[metric] - b.metrics[metric]))
+            key = tuple(j.axes.get(a) for a in x) if isinstance(x, tuple) else j.axes.get(x)
+            out.setdefault(key, []).append((j.axes.get("seed"), j.metrics[metric] - b.metrics[metric]))
     return out
 
 
@@ -115,25 +118,31 @@ def paired_intervals(
     lower_is_better: bool = False,
     x: str = "bits",
     where: dict | None = None,
+    group: str | None = None,
     heading: str = "Seed-paired differences with 95 % intervals",
 ) -> Section:
     check_options({"claims": claims}, list(res.spec.methods))
     where = dict(where or {})
     body, sentences = [], []
     for c in claims:
-        pairs = _pairs(res, metric, c, x, where)
-        order = res.spec.grid.get(x, [])
-        xs = [v for v in order if v in pairs] + [v for v in pairs if v not in order]
+        pairs = _pairs(res, metric, c, (group, x) if group else (None, x), where)
+        gorder, order = res.spec.grid.get(group, []) if group else [None], res.spec.grid.get(x, [])
+        rank = {
+            k: (gorder.index(k[0]) if k[0] in gorder else len(gorder), order.index(k[1]) if k[1] in order else 0)
+            for k in pairs
+        }
+        xs = sorted(pairs, key=lambda k: rank[k])
         groups: dict[str, list[str]] = {}
         for xv in xs:
             m, lo, hi, n = paired_interval([d for _, d in pairs[xv]])
             words = reading(c["method"], c["against"], m, lo, hi, n, lower_is_better)
             ci = "—" if lo is None else f"[{lo:+.2f}, {hi:+.2f}]"
-            body.append([f"{c['method']} − {c['against']}", xv, n, f"{m:+.2f}", ci, words])
+            cell = [xv[0], xv[1]] if group else [xv[1]]
+            body.append([f"{c['method']} − {c['against']}", *cell, n, f"{m:+.2f}", ci, words])
             label = "detectable" if lo is not None and not lo <= 0 <= hi else "undetectable"
             if lo is not None and label == "detectable":
                 label = "better" if (m < 0) == lower_is_better else "worse"
-            groups.setdefault(label, []).append(f"{x}={xv}")
+            groups.setdefault(label, []).append((f"{xv[0]} " if group else "") + f"{x}={xv[1]}")
         if not xs:
             sentences.append(f"**{c['method']} vs {c['against']}**: no pair of runs at this scale.")
             continue
@@ -156,12 +165,12 @@ def paired_intervals(
             + f".{short}"
         )
     note = (
-        f"Each pair is one seed's {x}-cell run minus its own reference run (same model and seed); the interval is "
+        f"Each pair is one seed's run minus its own reference run (same model, seed and other axes); the interval is "
         f"mean ± t(0.975, n−1)·sd/√n. {res.caption_facts(list(res.select(where or None, metric)))}."
     )
     table = Table(
         f"Seed-paired differences in {metric} (method − reference), 95 % intervals",
-        ["pair", x, "n", "mean diff", "95 % interval", "reading"],
+        ["pair", *([group] if group else []), x, "n", "mean diff", "95 % interval", "reading"],
         body,
         note,
     )
