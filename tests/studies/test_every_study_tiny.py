@@ -15,7 +15,15 @@ from lowbit.engine.spec import load_spec
 from lowbit.studies import study_names, study_path
 
 # studies whose end-to-end test lives elsewhere (tests/studies/test_study_*.py, test_study_cnn_segmentation.py)
-COVERED = {"spirals", "classification", "segmentation", "speech", "speech_timit", "cnn_segmentation"}
+COVERED = {
+    "spirals",
+    "classification",
+    "segmentation",
+    "speech",
+    "speech_timit",
+    "cnn_segmentation",
+    "suggestive_annotation",
+}
 OTHERS = [n for n in study_names() if n not in COVERED]
 
 

@@ -7,6 +7,7 @@ import itertools
 from typing import Any
 
 from ..inq import STRATEGIES
+from .annotate_step import KEYS as ANNOTATE_KEYS
 from .axes import CORE_AXES, axis_refs, substitute
 from .checker import Checker, SpecError, table
 
@@ -17,6 +18,7 @@ METHOD_KEYS = {
     "qat": ("kind", "parent", "parent_seed", "task", "quant", "calibrate", "train"),
     "inq": ("kind", "parent", "parent_seed", "bits", "portions", "strategy", "task", "quant", "calibrate", "train"),
     "ensemble": ("kind", "parent", "members", "rotation"),
+    "annotate": ANNOTATE_KEYS,  # suggestive annotation + NT/QNT in one job (annotate_step.py)
 }
 
 
@@ -27,7 +29,7 @@ def check_methods(c: Checker, raw: dict, grid: dict) -> None:
         table(c, m, p)
         c.name_in(f"{p}.kind", m.get("kind"), list(METHOD_KEYS), "method kind")
         c.keys(m, p, METHOD_KEYS[m["kind"]])
-        if m["kind"] != "float":
+        if m["kind"] not in ("float", "annotate"):  # the kinds that train from scratch
             if "parent" not in m:
                 raise SpecError(f"{c.source}: {p}.parent: missing; a {m['kind']} method needs a parent method")
             c.name_in(f"{p}.parent", m["parent"], list(methods), "parent method")
@@ -101,9 +103,25 @@ def _check_recipe(c: Checker, p: str, m: dict, raw: dict, n_seeds: int) -> None:
             c.fail(f"{p}.portions", portions, str(e))
     if "parent_seed" in m:
         c.whole(f"{p}.parent_seed", m["parent_seed"], 0)
+    if m["kind"] == "annotate":
+        _check_annotate(c, p, m, raw)
     if m["kind"] == "ensemble":
         c.whole(f"{p}.members", m["members"], 1, n_seeds)
         c.whole(f"{p}.rotation", m.get("rotation", 0), 0, n_seeds - 1)
+
+
+def _check_annotate(c: Checker, p: str, m: dict, raw: dict) -> None:
+    from .annotate_step import plan_of
+
+    for k in ("member_train", "inq_train"):
+        if k in m:
+            c.train(f"{p}.{k}", m[k], raw.get("train"))
+    if "budget" not in m:
+        raise SpecError(f'{c.source}: {p}.budget: missing; an annotate method needs budget (a number or "${{axis}}")')
+    try:
+        plan_of({**m, "train": {}})
+    except (ValueError, TypeError) as e:
+        c.fail(p, {k: m[k] for k in m if k not in ("train", "member_train", "inq_train")}, str(e))
 
 
 def sets_weights(quant: dict) -> bool:

@@ -15,6 +15,7 @@ continues where it stopped and ends with the numbers of an uninterrupted run. Re
 - inq: load the parent's model (optionally ``quantize_`` + calibrate first), ``fit_inq`` (spec §1.3); records
   ``on_codebook`` (1.0 when every quantized weight is a power of two of the codebook).
 - ensemble: average the parent models' probabilities (``task.predict``) on the test set; nothing is trained.
+- annotate: the suggestive-annotation loop, then NT and QNT on the selection (annotate_step.py).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from ..tasks import get_task
 from ..train import TrainConfig, fit, fit_inq
 from ..train.ensemble import average_probs
 from ..train.loop import place
+from .annotate_step import annotate
 from .evaluation import MODEL_FILE, final_metrics, member_probs
 from .models import build_model, model_builder_of, model_data
 
@@ -150,6 +152,7 @@ STEPS: dict[str, Callable[[_Ctx], tuple[dict, str | None]]] = {
     "qat": _qat,
     "inq": _inq,
     "ensemble": _ensemble,
+    "annotate": annotate,
 }
 
 
