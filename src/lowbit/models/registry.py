@@ -9,7 +9,17 @@ from torch import nn
 
 from ..registry import Registry
 
-FAMILIES = ("deepspeech", "fcdnn", "fcn", "mobilenetv2", "mobilenetv2_seg", "resnet_cifar", "resnet_imagenet", "vgg")
+FAMILIES = (
+    "deepspeech",
+    "deepspeech_gru",
+    "fcdnn",
+    "fcn",
+    "mobilenetv2",
+    "mobilenetv2_seg",
+    "resnet_cifar",
+    "resnet_imagenet",
+    "vgg",
+)
 MODELS: Registry[Callable[..., nn.Module]] = Registry(
     "model", modules=[f"lowbit.models.{m}" for m in FAMILIES], entry_points="lowbit.models"
 )
