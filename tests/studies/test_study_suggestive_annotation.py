@@ -16,7 +16,7 @@ from lowbit.engine.report.results import RunResults
 
 def test_plan_counts(capsys):
     # 3 selectors x bits x budgets x seeds, no parents
-    for scale, n in (("tiny", 3 * 1 * 2 * 2), ("quick", 3 * 1 * 2 * 3), ("default", 3 * 2 * 2 * 5)):
+    for scale, n in (("tiny", 3 * 1 * 2 * 2), ("quick", 3 * 1 * 2 * 5), ("default", 3 * 2 * 2 * 5)):
         assert main(["reproduce", "suggestive_annotation", "--scale", scale, "--plan-only"]) == 0
         assert capsys.readouterr().out.splitlines()[-1] == f"{n} jobs"
 
