@@ -142,7 +142,7 @@ def paired_intervals(
             label = "detectable" if lo is not None and not lo <= 0 <= hi else "undetectable"
             if lo is not None and label == "detectable":
                 label = "better" if (m < 0) == lower_is_better else "worse"
-            groups.setdefault(label, []).append((f"{xv[0]} " if group else "") + f"{x}={xv[1]}")
+            groups.setdefault(label, []).append((f"{group}={xv[0]} " if group else "") + f"{x}={xv[1]}")
         if not xs:
             sentences.append(f"**{c['method']} vs {c['against']}**: no pair of runs at this scale.")
             continue
