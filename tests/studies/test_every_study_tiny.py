@@ -24,6 +24,7 @@ COVERED = {
     "cnn_segmentation",
     "mixed_precision",
     "mixed_precision_fmnist",
+    "suggestive_annotation",
 }
 OTHERS = [n for n in study_names() if n not in COVERED]
 

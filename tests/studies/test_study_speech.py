@@ -27,8 +27,10 @@ def test_ctc_metrics_decode_each_utterance_up_to_its_length():
 
 
 def test_plan_counts_follow_the_old_module_at_every_scale(capsys):
-    # default: 7 float + INQ (2 seeds x 8 bits + 5 seeds x 9 bits only) + small (2 float + 4 INQ) + 2 x 7 ensembles
-    for name, scale, n in (("speech", "tiny", 11), ("speech", "default", 48), ("speech", "paper", 58)):
+    # default: 7 float + INQ (5 seeds x 8 bits + 2 seeds x 9 bits only) + small (5 float + 10 INQ) + 7 FT members
+    # + 3 x 7 ensembles; quick: 5 float + 15 INQ + 5 FT + 2 x 5 ensembles
+    counts = (("tiny", 15), ("quick", 35), ("default", 92), ("paper", 86), ("loso_george", 15))
+    for name, scale, n in (("speech", sc, k) for sc, k in counts):
         assert main(["reproduce", name, "--scale", scale, "--plan-only"]) == 0
         assert capsys.readouterr().out.splitlines()[-1] == f"{n} jobs"
 
@@ -63,7 +65,15 @@ def test_tiny_end_to_end_and_report_from_the_store(tmp_path, speech_data):
 
     test = load_data(res.spec.data).test
     assert e.metrics["wer"] == pytest.approx(get_task("ctc").metrics(probs.mean(0), test)["wer"])
-    assert "Bit sweep (seed Table 8)" in md and "Ensembles (seed Table 9)" in md
+    # every ensemble reports the four rules; one member under ROVER is that member decoded greedily
+    assert all({"wer_avgbeam", "wer_beam", "wer_rover"} <= set(j.metrics) for j in jobs if "E_" in j.axes["method"])
+    one = next(j for j in jobs if j.axes["method"] == "E_float" and j.axes["members"] == 1)
+    assert one.metrics["wer_rover"] == by["full", "float", 0, None].metrics["wer"] == one.metrics["wer"]
+    # the FT members all start from float seed 0
+    ft = [j for j in jobs if j.axes["method"] == "FT"]
+    assert len(ft) == 2 and {res.jobs[j.config["parents"][0]].axes["seed"] for j in ft} == {0}
+    assert "Bit sweep (seed Table 8)" in md and "Ensembles (seed Table 9)" in md and "ROVER" in md
+    assert "Seed-paired differences" in md
     assert (out / "figures" / "wer_vs_bits.png").is_file() and (out / "figures" / "wer_vs_members.png").is_file()
 
 

@@ -8,6 +8,13 @@ The transcript is the digit words ("three one four"); CTC targets are word token
 ``zero..nine = 1..10`` (a small vocabulary that trains in a few CPU minutes; characters would need a longer run).
 
 Speaker-independent split (default): train on george, lucas, nicolas, yweweler; test on jackson.
+
+Training-set augmentation (``Augment``; off by default, never applied to the test set), drawn per utterance from
+``numpy.random.default_rng(seed + index)``, so a set is the same in every process and a resumed run sees the same
+items: speed perturbation (resampling by a factor in [1 − speed, 1 + speed]: tempo and pitch together, Ko et al.
+2015), additive Gaussian noise (std up to ``noise`` times the utterance's peak), and SpecAugment-style masks
+(Park et al. 2019) fixed once per item: ``mask`` frequency bands of up to 4 bins and ``mask`` time spans of up to
+8 frames set to 0 in the normalised features before the context window.
 """
 
 from __future__ import annotations
@@ -132,15 +139,59 @@ def synthesize(utt: Utterance, seed: int) -> np.ndarray:
     return np.concatenate(parts)
 
 
+@dataclass(frozen=True)
+class Augment:
+    speed: float = 0.0  # max relative speed change (0: none)
+    noise: float = 0.0  # max noise std relative to the utterance's peak amplitude
+    mask: int = 0  # SpecAugment masks: this many frequency bands and this many time spans
+
+    def __post_init__(self):
+        if not 0 <= self.speed < 0.5 or self.noise < 0 or self.mask < 0:
+            raise ValueError(f"Augment {self} is not accepted: 0 <= speed < 0.5, noise >= 0, mask >= 0")
+
+    @property
+    def active(self) -> bool:
+        return bool(self.speed or self.noise or self.mask)
+
+
+def augmented_features(audio: np.ndarray, features: FeatureConfig, aug: Augment, seed: int) -> torch.Tensor:
+    """The network input of one training utterance under ``aug`` (see the module docstring)."""
+    from .features import add_context, frames, normalise
+
+    rng = np.random.default_rng(seed)
+    if aug.speed:
+        f = float(rng.uniform(1 - aug.speed, 1 + aug.speed))
+        audio = np.interp(np.arange(0, len(audio) - 1, f), np.arange(len(audio)), audio).astype(np.float32)
+    if aug.noise:
+        std = float(rng.uniform(0, aug.noise)) * float(np.abs(audio).max())
+        audio = (audio + rng.standard_normal(len(audio)) * std).astype(np.float32)
+    x = normalise(torch.from_numpy(frames(audio, SAMPLE_RATE, features)))
+    t, d = x.shape
+    for _ in range(aug.mask):
+        w = int(rng.integers(0, 5))
+        s = int(rng.integers(0, max(1, d - w)))
+        x[:, s : s + w] = 0
+        w = int(rng.integers(0, max(1, min(9, t // 8))))
+        s = int(rng.integers(0, max(1, t - w)))
+        x[s : s + w] = 0
+    return add_context(x, features.context)
+
+
 class ConnectedDigits(Dataset):
     """Items ``(features (T, D) float32, targets (L,) long)``; ``texts[i]`` is the reference transcript."""
 
-    def __init__(self, utterances: list[Utterance], features: FeatureConfig, seed: int = 0):
+    def __init__(
+        self, utterances: list[Utterance], features: FeatureConfig, seed: int = 0, augment: Augment | None = None
+    ):
         self.utterances, self.features = utterances, features
         self.texts = [u.text for u in utterances]
         self.items = []
         for i, u in enumerate(utterances):
-            x = utterance_features(synthesize(u, seed * 1_000_003 + i), SAMPLE_RATE, features)
+            audio = synthesize(u, seed * 1_000_003 + i)
+            if augment is not None and augment.active:
+                x = augmented_features(audio, features, augment, seed * 1_000_003 + i + 17)
+            else:
+                x = utterance_features(audio, SAMPLE_RATE, features)
             self.items.append((x, encode(u.text.split())))
 
     def __len__(self) -> int:
@@ -159,8 +210,10 @@ def connected_digits(
     speakers: Sequence[str] | None = None,
     min_digits: int = 1,
     max_digits: int = 7,
+    augment: Augment | None = None,
 ) -> ConnectedDigits:
-    """The train or test connected-digit set: ``n`` utterances of the split's speakers, fixed by ``seed``."""
+    """The train or test connected-digit set: ``n`` utterances of the split's speakers, fixed by ``seed``
+    (``augment``: training sets only)."""
     if split not in ("train", "test"):
         raise ValueError(f"split={split!r} is not accepted; expected 'train' or 'test'")
     if speakers is None:
@@ -168,4 +221,6 @@ def connected_digits(
     index = index_recordings(root if root is not None else default_root())
     salt = 0 if split == "train" else 7919  # train and test draw different recipes from one seed
     utts = make_utterances(index, tuple(speakers), n, seed + salt, min_digits, max_digits)
-    return ConnectedDigits(utts, features, seed + salt)
+    if augment is not None and augment.active and split != "train":
+        raise ValueError(f"augment={augment} is not accepted for the {split!r} split; augment training sets only")
+    return ConnectedDigits(utts, features, seed + salt, augment)

@@ -8,16 +8,20 @@ from typing import Any
 
 from ..inq import STRATEGIES
 from ..quantizers.pot import inq_fixed_exponents
+from .annotate_step import KEYS as ANNOTATE_KEYS
 from .axes import CORE_AXES, axis_refs, substitute
 from .checker import Checker, SpecError, table
 from .mixed import MIXED_KEYS, check_mixed
 
 METHOD_KEYS = {  # and "resources" for every kind (resources.py: where a job runs, not what it computes)
     "float": ("kind", "task", "train", "resources"),
-    "qat": ("kind", "parent", "task", "quant", "calibrate", "train", "resources"),
+    # float training that starts from the parent's model (at ``parent_seed``: one shared parent for every seed)
+    "finetune": ("kind", "parent", "parent_seed", "task", "train", "resources"),
+    "qat": ("kind", "parent", "parent_seed", "task", "quant", "calibrate", "train", "resources"),
     "inq": (
         "kind",
         "parent",
+        "parent_seed",
         "bits",
         "portions",
         "strategy",
@@ -30,6 +34,7 @@ METHOD_KEYS = {  # and "resources" for every kind (resources.py: where a job run
     ),
     "ensemble": ("kind", "parent", "members", "rotation", "resources"),
     "mixed": (*MIXED_KEYS, "resources"),  # per-layer bits under a memory budget, then qat (engine/mixed.py)
+    "annotate": (*ANNOTATE_KEYS, "resources"),  # suggestive annotation + NT/QNT in one job (annotate_step.py)
 }
 
 
@@ -40,7 +45,7 @@ def check_methods(c: Checker, raw: dict, grid: dict) -> None:
         table(c, m, p)
         c.name_in(f"{p}.kind", m.get("kind"), list(METHOD_KEYS), "method kind")
         c.keys(m, p, METHOD_KEYS[m["kind"]])
-        if m["kind"] != "float":
+        if m["kind"] not in ("float", "annotate"):  # the kinds that train from scratch
             if "parent" not in m:
                 raise SpecError(f"{c.source}: {p}.parent: missing; a {m['kind']} method needs a parent method")
             c.name_in(f"{p}.parent", m["parent"], list(methods), "parent method")
@@ -120,9 +125,27 @@ def _check_recipe(c: Checker, p: str, m: dict, raw: dict, n_seeds: int) -> None:
                 inq_fixed_exponents(m["max_value"], m["bits"])
             except ValueError:
                 c.fail(f"{p}.max_value", m["max_value"], "expected a positive power of two (the top level, e.g. 4.0)")
+    if "parent_seed" in m:
+        c.whole(f"{p}.parent_seed", m["parent_seed"], 0)
+    if m["kind"] == "annotate":
+        _check_annotate(c, p, m, raw)
     if m["kind"] == "ensemble":
         c.whole(f"{p}.members", m["members"], 1, n_seeds)
         c.whole(f"{p}.rotation", m.get("rotation", 0), 0, n_seeds - 1)
+
+
+def _check_annotate(c: Checker, p: str, m: dict, raw: dict) -> None:
+    from .annotate_step import plan_of
+
+    for k in ("member_train", "inq_train"):
+        if k in m:
+            c.train(f"{p}.{k}", m[k], raw.get("train"))
+    if "budget" not in m:
+        raise SpecError(f'{c.source}: {p}.budget: missing; an annotate method needs budget (a number or "${{axis}}")')
+    try:
+        plan_of({**m, "train": {}})
+    except (ValueError, TypeError) as e:
+        c.fail(p, {k: m[k] for k in m if k not in ("train", "member_train", "inq_train")}, str(e))
 
 
 def sets_weights(quant: dict) -> bool:

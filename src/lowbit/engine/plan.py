@@ -80,7 +80,9 @@ class _Planner:
         m = s.methods[method]
         used = {a: cell[a] for a in method_axes(s, method)}
         # resources say where a job runs, not what it computes: not in its config, so not in its id
-        recipe = {k: v for k, v in substitute(m, used).items() if k not in ("parent", "task", "resources")}
+        recipe = {
+            k: v for k, v in substitute(m, used).items() if k not in ("parent", "parent_seed", "task", "resources")
+        }
         if m["kind"] == "ensemble":
             seeds, r = s.grid["seed"], recipe.get("rotation", 0)  # members: seeds r..r+members-1 (mod len)
             members = [seeds[(r + i) % len(seeds)] for i in range(recipe["members"])]
@@ -88,7 +90,9 @@ class _Planner:
             axes = {"model": model, "method": method, **used}
             seed_value = None
         else:
-            parents = [self.job(m["parent"], model, seed, cell)] if "parent" in m else []
+            # parent_seed: every seed starts from the parent's model at that one seed (members of one parent)
+            pseed = m.get("parent_seed", seed)
+            parents = [self.job(m["parent"], model, pseed, cell)] if "parent" in m else []
             train = {**s.raw.get("train", {}), **recipe.get("train", {}), "seed": seed}
             recipe["train"] = TrainConfig.from_dict(train).to_dict()
             axes = {"model": model, "method": method, "seed": seed, **used}

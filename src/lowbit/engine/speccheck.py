@@ -80,6 +80,7 @@ def check_spec(raw: dict, source: str, code: bool = True) -> None:
     check_axes_used(c, raw, grid)
     _check_exclude(c, raw.get("exclude", []), grid)
     from ..tasks import get_task
+    from .annotate_step import metric_names as annotate_metric_names
     from .evaluation import added_metric_names
 
     if lenient and task not in TASKS:  # the task comes from a plugin not imported: its metrics are unknown
@@ -88,6 +89,7 @@ def check_spec(raw: dict, source: str, code: bool = True) -> None:
         metrics = list(get_task(task).metric_names)
         metrics = [*metrics, *(f"{m}_before" for m in metrics), "on_codebook"]  # what steps.py adds
         metrics += added_metric_names(get_task(task))  # evaluation.py: train_*, memory
+        metrics += annotate_metric_names(get_task(task).metric_names)  # annotate_step.py: QNT, diversity
     extras = EXTRAS.names() if not lenient else None
     _check_report(c, raw.get("report", {}), grid, extras, metrics, list(raw.get("methods", {})))
 

@@ -8,12 +8,15 @@ Training always resumes from the job's own checkpoints (``fit`` resumes exactly)
 continues where it stopped and ends with the numbers of an uninterrupted run. Recipes:
 
 - float: ``torch.manual_seed(seed)``, build the model, ``fit``.
+- finetune: load the parent's model (with ``parent_seed``, the one parent every seed shares), ``fit`` in float with
+  the job's seed (CTC ensemble members of one float parent keep its spike frames; issue 30).
 - qat: load the parent's model onto the training device, ``quantize_`` with the recipe's QuantConfig, calibrate
   activation quantizers on the first ``calibrate`` training samples (spec §2.3), record ``<metric>_before``, ``fit``.
 - inq: load the parent's model (optionally ``quantize_`` + calibrate first), ``fit_inq`` (spec §1.3); records
   ``on_codebook`` (1.0 when every quantized weight is a power of two of the codebook).
 - ensemble: average the parent models' probabilities (``task.predict``) on the test set; nothing is trained.
 - mixed: per-layer weight bits under a memory budget from the parent's sensitivity, then as qat (engine/mixed.py).
+- annotate: the suggestive-annotation loop, then NT and QNT on the selection (annotate_step.py).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from ..tasks import get_task
 from ..train import TrainConfig, fit, fit_inq
 from ..train.ensemble import average_probs
 from ..train.loop import place
+from .annotate_step import annotate
 from .evaluation import MODEL_FILE, final_metrics, member_probs
 from .mixed import mixed_step
 from .models import build_model, model_builder_of, model_data
@@ -99,6 +103,16 @@ def _float(c: _Ctx) -> tuple[dict, str | None]:
     return c.finish(model), c.save(model, kwargs)
 
 
+def _finetune(c: _Ctx) -> tuple[dict, str | None]:
+    """Float training from the parent's model (members of one float parent keep its CTC spike frames)."""
+    model, kwargs = c.parent_model()
+    cfg = TrainConfig.from_dict(c.recipe["train"])
+    place(model, cfg.device)
+    torch.manual_seed(c.config["seed"])  # the job's own seed: its dropout masks and batch order
+    fit(model, c.data.train, cfg, desc="finetune", **c.fit_kwargs())
+    return c.finish(model), c.save(model, kwargs)
+
+
 def _qat(c: _Ctx) -> tuple[dict, str | None]:
     model, kwargs = c.parent_model()
     cfg = TrainConfig.from_dict(c.recipe["train"])
@@ -130,15 +144,19 @@ def _inq(c: _Ctx) -> tuple[dict, str | None]:
 
 def _ensemble(c: _Ctx) -> tuple[dict, str | None]:
     probs = [member_probs(c.task, c.data, d, c.builder()) for d in c.parent_dirs]
+    if c.task.ensemble_metrics is not None:  # a task with its own combination rules (CTC: beam search, ROVER)
+        return c.task.ensemble_metrics(probs, c.data.test), None
     return c.task.metrics(average_probs(probs), c.data.test), None
 
 
 STEPS: dict[str, Callable[[_Ctx], tuple[dict, str | None]]] = {
     "float": _float,
+    "finetune": _finetune,
     "qat": _qat,
     "inq": _inq,
     "ensemble": _ensemble,
     "mixed": mixed_step,  # engine/mixed.py: sensitivity, exact allocation, then as qat
+    "annotate": annotate,
 }
 
 

@@ -12,6 +12,7 @@ from ..registry import Registry
 FAMILIES = (
     "deeplabv3",
     "deepspeech",
+    "deepspeech_gru",
     "fcdnn",
     "fcn",
     "mobilenetv2",

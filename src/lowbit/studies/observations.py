@@ -1,8 +1,9 @@
 """Report extra ``quantization_observations``: the seed paper's claims checked on the measured rows (sentences
 computed from the store, never written by hand; seed §3.1-3.3).
 
-- the bit sweep: the float mean and std over seeds, the best INQ width and its difference to float, and the
-  widths whose mean beats float by more than one float std (the seed: 5-7 bits beat float);
+- the bit sweep: the float mean and std over seeds, the best INQ width and its difference to float, and per width
+  the seed-paired verdict (each INQ model minus its own float parent, 95 % t interval: better, worse, or no
+  difference detectable at n pairs; the seed: 5-7 bits beat float);
 - each ensemble method: the single model (members = 1), the best N and its gain, and the largest N::
 
     [report.extras.quantization_observations]
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 from ..engine.report.document import mean_sd
 from ..engine.report.extras import Section, register_extra
+from ..engine.report.paired_intervals import paired_interval
 from ..engine.report.results import RunResults
 
 
@@ -39,19 +41,38 @@ def observations(
     model = model or res.spec.grid["model"][0]
     sign = -1.0 if lower_is_better else 1.0
     out: list[str] = []
-    fl = [j.metrics[metric] for j in res.select({"model": model, "method": float}, metric)]
+    floats = {j.axes.get("seed"): j.metrics[metric] for j in res.select({"model": model, "method": float}, metric)}
+    fl = list(floats.values())
     by_bits: dict = {}
+    diffs: dict = {}  # bits -> [INQ − its own float parent (same seed)]
     for j in res.select({"model": model, "method": inq}, metric):
         by_bits.setdefault(j.axes.get("bits"), []).append(j.metrics[metric])
+        if j.axes.get("seed") in floats:
+            diffs.setdefault(j.axes.get("bits"), []).append(j.metrics[metric] - floats[j.axes.get("seed")])
     if fl and by_bits:
         f_mean, f_sd = _mean_std(fl)
         means = {b: _mean_std(v)[0] for b, v in by_bits.items()}
         best = max(means, key=lambda b: sign * means[b])
-        above = sorted(b for b, m in means.items() if sign * (m - f_mean) > f_sd)
+        verdict: dict[str, list[str]] = {"better": [], "worse": [], "none": [], "one pair": []}
+        for b in sorted(diffs):
+            m, lo, hi, n = paired_interval(diffs[b])
+            key = "one pair" if lo is None else "none" if lo <= 0 <= hi else "better" if sign * m > 0 else "worse"
+            verdict[key].append(f"{b} (n = {n})")
+        words = [
+            f"{what}: {', '.join(v)}"
+            for what, v in (
+                (f"{inq} better than its float parent", verdict["better"]),
+                (f"{inq} worse", verdict["worse"]),
+                ("no difference detectable", verdict["none"]),
+                ("one pair, no interval", verdict["one pair"]),
+            )
+            if v
+        ]
         out.append(
-            f"{model}, {metric}: float {f_mean:.2f} (std {f_sd:.2f} over {len(fl)} seeds). Best {inq}: {best} bits at "
-            f"{means[best]:.2f} ({means[best] - f_mean:+.2f}). Widths whose mean beats float by more than one float "
-            f"std: {', '.join(map(str, above)) or 'none'} (the seed: 5-7 bits beat float)."
+            f"{model}, {metric}: float {f_mean:.2f} (std {f_sd:.2f} over {len(fl)} seeds). Best {inq} mean: {best} "
+            f"bits at {means[best]:.2f} ({means[best] - f_mean:+.2f}). Seed-paired 95 % intervals per width — "
+            + "; ".join(words)
+            + " (the seed: 5-7 bits beat float)."
         )
     for method in ensembles or []:
         groups: dict = {}

@@ -30,6 +30,9 @@ class Task:
     metric_names: tuple[str, ...]
     collate: Callable | None = None
     train_metrics: bool = False  # also score the training set: metrics prefixed "train_" (e.g. train_accuracy)
+    # an ensemble's metrics from its members' ``predict`` outputs; None: ``metrics`` of their average (CTC adds
+    # rules that survive spikes in different frames: tasks/ctc_decode.py)
+    ensemble_metrics: Callable[[list[torch.Tensor], Dataset], dict[str, float]] | None = None
 
 
 EVAL_INPUT_ELEMENTS = 2**20  # input numbers per evaluation batch: 4,096 spirals points or 341 CIFAR images

@@ -60,22 +60,32 @@ def fsdd_digits(
     hop_ms: PositiveNumber = 30.0,
     context: Count = 5,
     seed: Count = 0,
+    speed: float = 0.0,
+    noise: float = 0.0,
+    mask: Count = 0,
+    test_speaker: str = "jackson",
 ) -> Data:
-    """FSDD connected digits (``lowbit.data.fsdd``): 1-7 spoken digits per utterance, train speakers george,
-    lucas, nicolas, yweweler; test speaker jackson; word tokens (blank 0, zero..nine 1..10); WER in %."""
+    """FSDD connected digits (``lowbit.data.fsdd``): 1-7 spoken digits per utterance, the test speaker held out
+    (default jackson; the other four train); word tokens (blank 0, zero..nine 1..10); WER in %. ``speed``,
+    ``noise``, ``mask``: training-set augmentation (``fsdd.Augment``: speed perturbation, noise, SpecAugment-style
+    masks; off by default). ``test_speaker`` gives leave-one-speaker-out splits."""
     from ...metrics.speech import wer
     from .. import fsdd
 
+    if test_speaker not in fsdd.SPEAKERS:
+        raise ValueError(f"test_speaker={test_speaker!r} is not accepted; expected one of {', '.join(fsdd.SPEAKERS)}")
     fc = _features(n_features, hop_ms, context)
-    tr = fsdd.connected_digits("train", n_train, fc, seed=seed)
-    te = fsdd.connected_digits("test", n_test, fc, seed=seed)
+    aug = fsdd.Augment(speed, noise, mask)
+    train_speakers = tuple(s for s in fsdd.SPEAKERS if s != test_speaker)
+    tr = fsdd.connected_digits("train", n_train, fc, seed=seed, speakers=train_speakers, augment=aug)
+    te = fsdd.connected_digits("test", n_test, fc, seed=seed, speakers=(test_speaker,))
 
     def score(tokens):
         return {"wer": wer([fsdd.decode(s) for s in tokens], te.texts)}
 
     train = Utterances(tr.items, lambda tokens: {"wer": wer([fsdd.decode(s) for s in tokens], tr.texts)})
     info = {"in_features": fc.input_dim, "num_classes": len(fsdd.VOCAB)}
-    desc = f"FSDD connected digits ({n_train} train / {n_test} test utterances, test speaker jackson)"
+    desc = f"FSDD connected digits ({n_train} train / {n_test} test utterances, test speaker {test_speaker})"
     return Data(train, Utterances(te.items, score), info, desc)
 
 

@@ -18,7 +18,10 @@ from .document import Section
 # paper's observations) plug in through the entry-point group, as a user's package would.
 EXTRAS: Registry[Callable[..., Section]] = Registry(
     "report extra",
-    modules=[f"lowbit.engine.report.{m}" for m in ("score_vs_axis", "ensemble_memory", "comparisons", "mixed_bits")],
+    modules=[
+        f"lowbit.engine.report.{m}"
+        for m in ("score_vs_axis", "ensemble_memory", "comparisons", "mixed_bits", "paired_intervals")
+    ],
     entry_points="lowbit.report_extras",
 )
 

@@ -73,7 +73,7 @@ def bits_label(config: dict) -> str:
         return f"W{r['bits']} INQ" + (f" A{a}" if a != 32 else "")
     if r["kind"] == "qat":
         return (f"W{w}" if w != 32 else "") + (f"A{a}" if a != 32 else "") or "float"
-    return r["kind"]
+    return "float" if r["kind"] == "finetune" else r["kind"]
 
 
 def data_label(spec: Spec) -> str:
