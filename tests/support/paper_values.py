@@ -475,7 +475,10 @@ SPIRALS_PACT = [
 ]
 
 # Shipped specs without a paper scale, and why (so that the table covers every shipped spec).
-NO_PAPER_SCALE = {"cnn_recipe": "a recipe ablation for the default scale, not a paper experiment"}
+NO_PAPER_SCALE = {
+    "cnn_recipe": "a recipe ablation for the default scale, not a paper experiment",
+    "suggestive_annotation": "Table 1's loop on ISBI 2012 tiles at CPU size; the seed's GlaS experiment is not shipped",
+}
 
 # Shipped studies that are lowbit's own analyses, not a paper's experiment (issue 26: where the bits go): their
 # `paper` scale is the GPU-sized version of the study, with no published number to pin; it must still run on a GPU
