@@ -54,21 +54,29 @@ def fuse_key(job: Job) -> str | None:
     return json.dumps({"config": c, "axes": axes}, sort_keys=True)
 
 
+def _probe(data) -> torch.Tensor | None:
+    """The first (up to) 32 inputs as one batch, or None where inputs are not tensors of one shape (utterances of
+    different lengths, images with masks...): such a set's jobs train one by one."""
+    xs = [data[i][0] for i in range(min(32, len(data)))]
+    if not xs or not all(isinstance(x, torch.Tensor) and x.shape == xs[0].shape for x in xs):
+        return None
+    return torch.stack(xs)
+
+
 def stackable(config: dict) -> bool:
     """Whether the job's model stacks (two copies built with different seeds; cached per model and data)."""
     key = json.dumps({"model": config["model"], "data": config["data"]}, sort_keys=True)
     if key not in _stackable:
         load_modules(config.get("plugins", []), "plugin")
         data = model_data(config["data"], config["model"])
-        x = data.train[0][0]
-        if not isinstance(x, torch.Tensor):
+        probe = _probe(data.train)
+        if probe is None:
             _stackable[key] = False
         else:
             models = []
             for s in (0, 1):
                 torch.manual_seed(s)
                 models.append(build_model(config["model"], data.info)[0])
-            probe = torch.stack([data.train[i][0] for i in range(min(32, len(data.train)))])
             _stackable[key] = stack_problem(models, probe) is None
     return _stackable[key]
 
@@ -147,8 +155,7 @@ def run_group(jobs: list[dict]) -> dict:
     c0, r = ctxs[0], ctxs[0].recipe
     data = c0.data.train
     kw = dict(loss_fn=c0.task.loss, collate=c0.task.collate, resume=True)
-    x = data[0][0]
-    probe = torch.stack([data[i][0] for i in range(min(32, len(data)))]) if isinstance(x, torch.Tensor) else None
+    probe = _probe(data)
     stacked = probe is not None and cfgs[0].device == "cpu" and stack_problem(models, probe) is None
     dirs = [c.job_dir / "train" for c in ctxs]
     inqs = None

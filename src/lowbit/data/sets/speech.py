@@ -63,7 +63,7 @@ def fsdd_digits(
     speed: float = 0.0,
     noise: float = 0.0,
     mask: Count = 0,
-    test_speaker: str = "jackson",
+    test_speaker: Literal["george", "jackson", "lucas", "nicolas", "yweweler"] = "jackson",  # fsdd.SPEAKERS
 ) -> Data:
     """FSDD connected digits (``lowbit.data.fsdd``): 1-7 spoken digits per utterance, the test speaker held out
     (default jackson; the other four train); word tokens (blank 0, zero..nine 1..10); WER in %. ``speed``,
