@@ -3,6 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+CORE_STAMP := $(VENV)/.installed-core
 EXTRAS := dev,audio,deploy,segmentation,digits,zoo,docs,cluster,tracking
 # pytest-xdist processes (each test runs on one thread: tests/conftest.py); TEST_WORKERS=0 runs in one process
 TEST_WORKERS ?= 2
@@ -13,9 +14,17 @@ $(STAMP): pyproject.toml constraints.txt
 	test -d $(VENV) || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -c constraints.txt -e ".[$(EXTRAS)]"
-	touch $(STAMP)
+	touch $(STAMP) $(CORE_STAMP)
 
-run: $(STAMP)
+# the main job needs the core alone (torch, numpy, matplotlib, ...): a fresh clone's `make run` does not wait for the
+# extras the tests use (ray, transformers, mkdocs, ...); `make test` adds them to the same .venv
+$(CORE_STAMP): pyproject.toml constraints.txt
+	test -d $(VENV) || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt -e .
+	touch $(CORE_STAMP)
+
+run: $(CORE_STAMP)
 	$(BIN)/lowbit reproduce spirals --out runs/spirals --resume $(ARGS)
 
 test: $(STAMP)
