@@ -42,6 +42,7 @@ INPUTS = {
     "fcdnn": (4, 2),
     "deepspeech": (4, 5, 12),
     "deepspeech_small": (4, 5, 12),
+    "deepspeech_gru": (4, 5, 12),
     "fcn_sa": (2, 1, 16, 24),
     "fcn_sa_half": (2, 1, 16, 24),
 }
@@ -52,7 +53,7 @@ KNOWN = {
     **{(n, "W8A8", "qop"): BIAS for n in ("imagenet_resnet101", "imagenet_resnet18x1.4", "imagenet_resnet26x1.1",
                                           "imagenet_resnet34", "imagenet_resnet44x1.1", "imagenet_resnet50",
                                           "mobilenetv2_cifar", "resnet20", "resnet32", "resnet56", "resnet110",
-                                          "vgg16", "vgg_small8")},
+                                          "vgg16", "vgg_small8", "deeplabv3_mobilenetv2")},
     ("resnet56", "W8A8", "integer"): CHAOS,
 }  # fmt: skip
 

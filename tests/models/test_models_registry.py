@@ -14,6 +14,7 @@ INPUTS = {
     "fcdnn": lambda: torch.randn(4, 2),
     "deepspeech": lambda: torch.randn(2, 5, 12),
     "deepspeech_small": lambda: torch.randn(2, 5, 12),
+    "deepspeech_gru": lambda: torch.randn(2, 5, 12),
     "fcn_sa": lambda: torch.randn(2, 1, 16, 24),
     "fcn_sa_half": lambda: torch.randn(2, 1, 16, 24),
 }
