@@ -659,8 +659,8 @@ def main() -> None:
         f"Job config from the spec: {tr['optimizer']} lr {tr['lr']}, {tr['schedule']}, batch {tr['batch_size']}, "
         f"{len(model_data(bench.config['data'], bench.config['model']).train):,} samples; {tr['epochs']} epochs in "
         f"`make run`, cut to {HP[q + 'bench_epochs']} here ({b_steps} steps per run); median of {HP[q + 'repeats']} "
-        "interleaved runs. Engine = the `fit` call inside `run_job` (its checkpoint + metrics.jsonl writes included, at most every 5 s and after the last epoch; "
-        "data, model build and evaluation excluded).\n"
+        "interleaved runs. Engine = the `fit` call inside `run_job` (its checkpoint + metrics.jsonl writes included, "
+        "at most every 5 s and after the last epoch; data, model build and evaluation excluded).\n"
     )
     rows = []
     for r in eb:
