@@ -111,9 +111,7 @@ def timit_sample(
 ) -> Data:
     """The 160-utterance TIMIT sample (shared ``timit-sample`` or ``root``): the ``test_speakers`` (dr8) held out,
     the rest trained on; 60 phones + blank as CTC targets, PER on the 39 folded phones."""
-    from ...metrics.speech import per
     from .. import timit
-    from ..features import utterance_features
     from ..paths import require_shared
 
     fc = _features(n_features, hop_ms, context)
@@ -122,26 +120,9 @@ def timit_sample(
     te = [u for u in utts if u.speaker in test_speakers]
     if not te:
         te, tr = tr[-len(tr) // 8 :], tr[: -len(tr) // 8]
-
-    def items(us):
-        out = []
-        for u in us:
-            audio, sr = timit.read_audio(u.wav)
-            out.append((utterance_features(audio, sr, fc), torch.tensor(timit.phone_targets(u.phones))))
-        return out
-
-    def scorer(us):
-        refs = [timit.reference_phones(u.phones) for u in us]
-
-        def score(tokens):
-            hyps = [timit.score_phones(s) for s in tokens]
-            return {"per": per(hyps, refs), "mean_hyp_len": sum(map(len, hyps)) / max(1, len(hyps))}
-
-        return score
-
-    info = {"in_features": fc.input_dim, "num_classes": len(timit.TRAIN_PHONES) + 1}
-    desc = f"TIMIT sample ({len(tr)} train / {len(te)} test utterances, PER on 39 folded phones)"
-    return Data(Utterances(items(tr), scorer(tr)), Utterances(items(te), scorer(te)), info, desc)
+    return _timit_utterances(
+        tr, te, fc, f"TIMIT sample ({len(tr)} train / {len(te)} test utterances, PER on 39 folded phones)"
+    )
 
 
 # The TIMIT core test set (24 speakers, 192 SI/SX sentences; Halberstadt 1998, the list every TIMIT recipe uses).
@@ -198,9 +179,7 @@ def timit_full(
 
 
 def _timit_data(train_dir, test_dir, n_features, hop_ms, context, test_set, keep_sa) -> Data:
-    from ...metrics.speech import per
     from .. import timit
-    from ..features import utterance_features
 
     def keep(u) -> bool:
         return keep_sa or not u.wav.stem.lower().startswith("sa")
@@ -212,6 +191,16 @@ def _timit_data(train_dir, test_dir, n_features, hop_ms, context, test_set, keep
         if not te:
             raise FileNotFoundError(f"TIMIT: none of the 24 core-test speakers is in {str(test_dir)!r}")
     fc = _features(n_features, hop_ms, context)
+    return _timit_utterances(
+        tr, te, fc, f"TIMIT ({len(tr):,} train / {len(te):,} {test_set} test sentences, PER on 39 folded phones)"
+    )
+
+
+def _timit_utterances(tr: list, te: list, fc, desc: str) -> Data:
+    """TIMIT utterances (the sample's or the full corpus's) as features + phone targets, scored by PER."""
+    from ...metrics.speech import per
+    from .. import timit
+    from ..features import utterance_features
 
     def items(us):
         out = []
@@ -230,5 +219,4 @@ def _timit_data(train_dir, test_dir, n_features, hop_ms, context, test_set, keep
         return score
 
     info = {"in_features": fc.input_dim, "num_classes": len(timit.TRAIN_PHONES) + 1}
-    desc = f"TIMIT ({len(tr):,} train / {len(te):,} {test_set} test sentences, PER on 39 folded phones)"
     return Data(Utterances(items(tr), scorer(tr)), Utterances(items(te), scorer(te)), info, desc)
