@@ -77,7 +77,6 @@ def test_paper_scale_value(check):
     _check(*check)
 
 
-@pytest.mark.xfail(reason="spirals PACT lands with the main-job branch", strict=False)
 @pytest.mark.parametrize("check", SPIRALS_PACT, ids=lambda c: f"{c[0]}:{c[2]}:{c[1]}")
 def test_spirals_paper_scale_pact_and_device(check):
     _check(*check)

@@ -156,7 +156,12 @@ def run_group(jobs: list[dict]) -> dict:
     data = c0.data.train
     kw = dict(loss_fn=c0.task.loss, collate=c0.task.collate, resume=True)
     probe = _probe(data)
-    stacked = probe is not None and cfgs[0].device == "cpu" and stack_problem(models, probe) is None
+    stacked = (
+        probe is not None
+        and cfgs[0].device == "cpu"
+        and cfgs[0].amp in ("off", "bf16")  # fp16's gradient scaler: one by one
+        and stack_problem(models, probe) is None
+    )
     dirs = [c.job_dir / "train" for c in ctxs]
     inqs = None
     if r["kind"] == "inq":

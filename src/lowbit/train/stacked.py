@@ -49,6 +49,7 @@ from .loop import (
     save_train_state,
 )
 from .param_groups import param_groups
+from .precision import autocast
 from .regularizers import lipschitz, step_terms
 from .schedules import PER_STEP, lr_factor
 
@@ -164,6 +165,8 @@ def fit_stacked(
     cfg0 = cfgs[0]
     if cfg0.device != "cpu":
         raise ValueError(f"fit_stacked: device {cfg0.device!r} is not supported; train on 'cpu' or one by one")
+    if cfg0.amp not in ("off", "bf16"):  # fp16 needs a gradient scaler per model: one by one
+        raise ValueError(f"fit_stacked: amp {cfg0.amp!r} is not supported; use 'off', 'bf16' or train one by one")
     run_dirs = list(run_dirs) if run_dirs is not None else [None] * k_all
     hooks = list(on_optimizer) if on_optimizer is not None else [None] * k_all
     opts, ckpts, metrics, histories, starts, rngs = [], [], [], [], [], []
@@ -225,7 +228,9 @@ def fit_stacked(
                 for i in active:
                     set_lr(opts[i], epoch, step)
             x = torch.cat([b[0] for b in batches])
-            out = net(x)
+            with autocast(cfg0.amp, "cpu"):  # as fit: bf16 matmuls, fake quantization in float32 (precision.py)
+                out = net(x)
+            out = out.float()  # the loss in float32, as autocast computes fit's (a no-op without amp)
             outs = out.reshape(len(active), -1, *out.shape[1:])
             full = None
             losses = []
