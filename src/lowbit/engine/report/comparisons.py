@@ -173,9 +173,7 @@ def check_options(opts: dict, methods: list[str]) -> None:
             raise ValueError(
                 f"claim {c!r}: expected a table with method, against and expect (one of {', '.join(EXPECTS)})"
             )
-        for k in ("method", "against"):
-            if c[k] not in methods:
-                raise ValueError(f"claim {k} = {c[k]!r}: not a method of the spec; accepted: {', '.join(methods)}")
+        check_claim_methods(c, methods)
 
 
 @register_extra("paired_comparisons")
@@ -288,3 +286,10 @@ def _figure(res, name, panels, xs, groups, xname, group, ylabel, what, zero) -> 
         + f" (error bars: sd over seeds). {res.caption_facts(list(res.jobs.values()))}."
     )
     return Figure(f"figures/{name}.png", caption)
+
+
+def check_claim_methods(claim: dict, methods: list[str]) -> None:
+    """A claim's ``method`` and ``against`` must be methods of the spec (paired_comparisons, paired_intervals)."""
+    for k in ("method", "against"):
+        if claim[k] not in methods:
+            raise ValueError(f"claim {k} = {claim[k]!r}: not a method of the spec; accepted: {', '.join(methods)}")

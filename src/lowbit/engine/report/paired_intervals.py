@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .comparisons import _pair_key
+from .comparisons import _pair_key, check_claim_methods
 from .document import Table, mean_sd
 from .extras import Section, register_extra
 from .results import JobResult, RunResults
@@ -105,9 +105,7 @@ def check_options(opts: dict, methods: list[str]) -> None:
     for c in claims:
         if not isinstance(c, dict) or not {"method", "against"} <= set(c):
             raise ValueError(f"claim {c!r}: expected a table with method and against")
-        for k in ("method", "against"):
-            if c[k] not in methods:
-                raise ValueError(f"claim {k} = {c[k]!r}: not a method of the spec; accepted: {', '.join(methods)}")
+        check_claim_methods(c, methods)
 
 
 @register_extra("paired_intervals")
